@@ -1,0 +1,114 @@
+"""Command line of ``run_benchmark.py``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+import methods
+from benchmark.runner import BenchmarkError, parse_overrides, run_suite
+from benchmark.suites import suites
+
+PROFILES = ("quick", "paper", "tiny")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser with every documented option."""
+    parser = argparse.ArgumentParser(
+        prog="run_benchmark.py",
+        description="Blind source separation benchmark: run suites, write leaderboards.",
+    )
+    parser.add_argument("--suite", help="triangles, mesa or all")
+    parser.add_argument("--methods", default="all", help="comma-separated method names, or 'all' (default)")
+    parser.add_argument("--profile", default="quick", help="quick (2-core CPU budget, default), paper (the paper's configuration, for a GPU) or tiny (smoke test, seconds)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda or cuda:N")
+    parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel (GPU: at most one cell per GPU)")
+    parser.add_argument("--results-dir", default="results", help="where leaderboards are written (default results/)")
+    parser.add_argument("--cache-dir", default=None, help="data, preprocessed segments and model checkpoints (default .cache/bss-bench or $BSS_BENCH_CACHE)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a method parameter, e.g. --set meae.epochs=5 (repeatable)")
+    parser.add_argument("--force", action="store_true", help="recompute cells that are already finished")
+    parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
+    parser.add_argument("--max-recordings", type=int, default=None, help="MESA: use at most this many recordings")
+    parser.add_argument("--signals", default="ECG,PPG", help="MESA: inputs to separate (default ECG,PPG)")
+    parser.add_argument("--list", action="store_true", help="list methods and suites, then exit")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"run_benchmark.py: error: {message}", file=sys.stderr)
+    return 2
+
+
+def list_everything() -> str:
+    """The text of ``--list``: suites, then methods with their suites."""
+    lines = ["Suites:"]
+    for name, suite in suites().items():
+        lines.append(f"  {name:<14} {suite.description}")
+    lines.append("")
+    lines.append("Methods:")
+    for name, cls in methods.discover().items():
+        kind = "supervised" if cls.supervised else "blind"
+        lines.append(f"  {name:<14} [{', '.join(cls.suites)}; {kind}] {cls.description}")
+    for name, reason in methods.unavailable().items():
+        lines.append(f"  {name:<14} (not available: {reason})")
+    return "\n".join(lines)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BenchmarkError(f"{option} expects comma-separated integers, got '{text}'") from None
+    if not values:
+        raise BenchmarkError(f"{option} is empty")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.list:
+        print(list_everything())
+        return 0
+    if not args.suite:
+        return _fail("--suite is required (triangles, mesa or all), or use --list")
+    available = list(suites())
+    chosen = available if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
+    unknown = [s for s in chosen if s not in available]
+    if unknown:
+        return _fail(f"unknown suite '{unknown[0]}' (available: {', '.join(available)}, all)")
+    if args.profile not in PROFILES:
+        return _fail(f"unknown profile '{args.profile}' (available: {', '.join(PROFILES)})")
+    if args.jobs < 1:
+        return _fail("--jobs must be at least 1")
+    command = "python run_benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        seeds = _int_list(args.seeds, "--seeds")
+        method_names = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
+        overrides = parse_overrides(args.overrides)
+        failed = 0
+        for suite_name in chosen:
+            summary = run_suite(
+                suite_name, profile=args.profile, method_names=method_names, seeds=seeds,
+                device=args.device, jobs=args.jobs, results_dir=args.results_dir,
+                cache_dir=args.cache_dir, overrides=overrides, force=args.force,
+                progress=not args.no_progress, data_dir=args.data_dir,
+                max_recordings=args.max_recordings,
+                signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),
+                command=command,
+            )
+            failed += len(summary.failed)
+            print(
+                f"{suite_name}/{args.profile}: {len(summary.ran)} cells run, {len(summary.reused)} reused, "
+                f"{len(summary.failed)} failed, {len(summary.skipped)} skipped in {summary.seconds:.0f} s "
+                f"-> {summary.results_dir / 'leaderboard.md'}"
+            )
+    except (BenchmarkError, KeyError, ValueError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        return _fail(str(message))
+    return 1 if failed else 0

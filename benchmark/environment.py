@@ -1,0 +1,69 @@
+"""What machine and software produced a result (for manifests)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGES = (
+    "torch", "numpy", "scipy", "scikit-learn", "scikit-image", "neurokit2", "pandas",
+    "matplotlib", "seaborn", "pyedflib", "joblib", "tqdm", "pillow",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages results depend on."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_state(root: Path | None = None) -> dict[str, object]:
+    """Commit hash and whether the work tree had uncommitted changes."""
+    root = root or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(dirty)}
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    """CPU model name (Linux), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def describe_device(device: str) -> str:
+    """Human-readable device, e.g. ``cpu (2 cores, AMD EPYC ...)`` or ``cuda:0 (NVIDIA H100)``."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        return f"{device} ({torch.cuda.get_device_name(index)})"
+    return f"cpu ({os.cpu_count()} cores, {cpu_name()})"
+
+
+def environment_info() -> dict[str, object]:
+    """Packages, git state and machine for the manifest."""
+    return {
+        "git": git_state(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count()},
+    }

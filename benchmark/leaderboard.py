@@ -1,0 +1,103 @@
+"""Tidy tables derived from finished cells: runs.csv, leaderboard.csv, markdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LEADERBOARD_COLUMNS = ["suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source"]
+RUN_COLUMNS = [
+    "suite", "profile", "method", "label", "seed", "input", "target", "metric", "value",
+    "fit_seconds", "device", "cell_id",
+]
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a markdown leaderboard: which (input, target, metric) and how to print it."""
+
+    title: str
+    input: str
+    target: str
+    metric: str
+    digits: int = 4
+
+
+def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per cell x input x target x metric."""
+    rows = []
+    for record in records:
+        for score in record["scores"]:
+            score = dict(score)
+            variant = score.pop("variant", "")
+            score.pop("n", None)
+            rows.append({
+                "suite": record["suite"], "profile": record["profile"], "method": record["method"],
+                "label": record["label"] + (f" ({variant})" if variant else ""), "seed": record["seed"], **score,
+                "fit_seconds": record["timings"].get("fit", np.nan), "device": record["device"],
+                "cell_id": record["cell_id"],
+            })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
+    """Mean and standard deviation over seeds, plus the paper's values as ``source="paper"`` rows.
+
+    ``data_rows`` are measured rows that depend on the data only (no seed).
+
+    ``std`` is the sample standard deviation (ddof=1); it is empty for one seed.
+    ``method`` is the cell label (the method name, plus any ``--set`` overrides).
+    """
+    if runs.empty:
+        measured = pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    else:
+        grouped = runs.groupby(["suite", "label", "input", "target", "metric"], sort=False)["value"]
+        measured = grouped.agg(mean="mean", std="std", n_seeds="size").reset_index()
+        measured = measured.rename(columns={"label": "method"})
+        measured["source"] = "measured"
+    reference = pd.DataFrame(reference_rows, columns=LEADERBOARD_COLUMNS)
+    from_data = pd.DataFrame(data_rows or [], columns=LEADERBOARD_COLUMNS)
+    frames = [f for f in (measured, from_data, reference) if not f.empty]
+    table = pd.concat(frames, ignore_index=True) if frames else measured
+    return table[LEADERBOARD_COLUMNS]
+
+
+def _format(mean: float, std: float, n: float, digits: int) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    text = f"{mean:.{digits}f}"
+    if std is not None and np.isfinite(std):
+        text += f" ± {std:.{digits}f}"
+    return text
+
+
+def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baseline: str = "mixture") -> str:
+    """Methods as rows, the given columns, ``mean ± std``; paper rows last and labelled.
+
+    The mixture-as-estimate ``baseline`` row comes first so every number has its floor beside it.
+    """
+    header = "| Method | Source | Seeds | " + " | ".join(c.title for c in columns) + " |"
+    rule = "|---|---|---|" + "---|" * len(columns)
+    lines = [header, rule]
+    keys = leaderboard[["method", "source"]].drop_duplicates().itertuples(index=False)
+    order = sorted(keys, key=lambda k: (k.source != "measured", k.method != baseline, k.method))
+    for method, source in order:
+        rows = leaderboard[(leaderboard.method == method) & (leaderboard.source == source)]
+        cells, seeds = [], set()
+        for column in columns:
+            match = rows[(rows.input == column.input) & (rows.target == column.target) & (rows.metric == column.metric)]
+            if match.empty:
+                cells.append("—")
+                continue
+            row = match.iloc[0]
+            seeds.add(row.n_seeds)
+            cells.append(_format(row["mean"], row["std"], row.n_seeds, column.digits))
+        if all(c == "—" for c in cells):
+            continue
+        label = method if source == "measured" else f"{method} (paper, reference)"
+        n_seeds = "—" if source != "measured" else ", ".join(str(int(s)) for s in sorted(seeds) if np.isfinite(s))
+        lines.append(f"| {label} | {source} | {n_seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,358 @@
+"""The MESA suite: respiration from single-channel ECG and PPG (paper section 4.2, Table 2).
+
+Data: a real NSRR MESA download (``--data-dir``) or, by default, a synthetic
+cohort written as real EDF files in the MESA layout
+(:mod:`datasets.synthetic_psg`). Both go through the same reader,
+preprocessing and recording-level split (:mod:`datasets.mesa`).
+
+Protocol, per input (ECG, PPG) and method:
+
+1. fit on the training segments of that input (supervised methods also see the
+   nasal-pressure segment as target);
+2. on the validation recordings, compute the respiratory rate of every
+   candidate output and choose the respiratory output: lowest MAE against the
+   nasal-pressure rate (``reference`` rule, the paper's), and separately the
+   largest respiratory-band power share (``spectral`` rule, label-free);
+3. on the test recordings, take each rule's output, crop 512 samples from each
+   edge, extract the rate with NeuroKit2 (troughs = inhalation onsets) and
+   score the MAE in breaths/min against the nasal-pressure and thoracic rates
+   (and the true respiration on synthetic data), the coverage (share of test
+   segments with a rate) and, on synthetic data, the waveform correlation with
+   the true respiration (absolute Pearson r: a source's sign is not identifiable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.leaderboard import ColumnSpec, markdown_table
+from benchmark.respiration import coverage, rate_mae, rates
+from benchmark.source_choice import RESPIRATORY_BAND, choose_by_reference, choose_by_spectrum
+from benchmark.store import atomic_save_npz
+from benchmark.suites import BenchmarkError, CellOutcome, DataHandle, MethodFactory, Suite, SuiteOptions, fit_or_load, register_suite
+from datasets.mesa import NoUsableRecordingsError, PreprocessConfig, SegmentCache, build_segment_cache
+from datasets.synthetic_psg import CohortConfig, write_cohort
+from methods.base import Split
+
+SAMPLING_RATE = 200.0
+EDGE_CROP = 512
+REFERENCES = ("nasal_pressure", "thoracic")
+TRUTH = "true_respiration"
+N_EXAMPLES = 3
+CHUNK = 128
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # Paper protocol: 1,000 recordings drawn, 500 train / 500 test. The synthetic
+    # fallback is a larger cohort for GPU runs.
+    "paper": {"cohort": {"subjects": 120, "minutes": 60.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
+    # 2-core CPU budget (one seed of the whole suite within 20 minutes).
+    "quick": {"cohort": {"subjects": 16, "minutes": 20.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
+    "tiny": {"cohort": {"subjects": 4, "minutes": 3.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.34, "data_seed": 0},
+}
+
+# Paper Table 2 (MAE in breaths/min vs nasal pressure / thoracic excursion).
+PAPER_TABLE_2 = [
+    ("meae", "PPG", 1.51, 1.50), ("meae", "ECG", 1.73, 1.59),
+    ("edr_soni2019", "ECG", 2.38, 2.18), ("edr_charlton2016", "ECG", 2.38, 2.17),
+    ("edr_vangent2019", "ECG", 2.27, 2.05), ("edr_sarkar2015", "ECG", 2.26, 2.07),
+    ("heuristic [55]", "PPG", 2.38, 2.02), ("heuristic [55]", "ECG", 2.82, 2.42),
+    ("supervised_ae", "PPG", 0.46, 2.07), ("supervised_ae", "ECG", 0.48, 2.16),
+]
+PAPER_THORACIC_VS_NASAL = 1.33
+THORACIC_ROW = "thoracic belt (reference signal)"
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _profile(profile: str) -> dict[str, Any]:
+    if profile not in PROFILES:
+        raise KeyError(f"unknown profile '{profile}' for mesa (available: {', '.join(PROFILES)})")
+    return PROFILES[profile]
+
+
+def _abs_correlation(estimates: np.ndarray, truth: np.ndarray, crop: int = EDGE_CROP) -> np.ndarray:
+    """|Pearson r| per row after cropping the edges; NaN where undefined."""
+    e = np.asarray(estimates, dtype=np.float64)[:, crop:-crop]
+    t = np.asarray(truth, dtype=np.float64)[:, crop:-crop]
+    e = e - e.mean(axis=1, keepdims=True)
+    t = t - t.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((e**2).sum(axis=1) * (t**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.abs((e * t).sum(axis=1) / denominator)
+
+
+class MesaSuite(Suite):
+    """ECG/PPG -> respiration on MESA or a synthetic MESA-layout cohort."""
+
+    name = "mesa"
+    description = "Respiration from ECG/PPG, MESA layout (paper Table 2: rate MAE vs nasal pressure/thoracic)"
+    modality = "1d"
+
+    # ------------------------------------------------------------------ data
+    def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
+        settings = _profile(profile)
+        cache_dir = Path(options.cache_dir)
+        preprocess = PreprocessConfig(target_rate=SAMPLING_RATE)
+        cohort = None
+        if options.data_dir is None:
+            cohort = CohortConfig(seed=settings["data_seed"], **settings["cohort"])
+            data_dir = cache_dir / f"synthetic-psg-{cohort.key()}"
+            write_cohort(cohort, data_dir, n_jobs=options.n_jobs, progress=options.progress)
+        else:
+            data_dir = Path(options.data_dir)
+            if not data_dir.is_dir():
+                raise BenchmarkError(f"--data-dir {data_dir} is not a folder")
+        split_params = {
+            "seed": settings["data_seed"], "n_select": settings["n_select"], "n_train": settings["n_train"],
+            "valid_fraction": settings["valid_fraction"], "max_recordings": options.max_recordings,
+        }
+        try:
+            cache = build_segment_cache(
+                data_dir, preprocess, cache_dir, signals=options.signals, n_jobs=options.n_jobs,
+                progress=options.progress, **split_params,
+            )
+        except (NoUsableRecordingsError, FileNotFoundError) as error:
+            raise BenchmarkError(str(error)) from None
+        reference_path = self._reference_rates(cache, options.n_jobs)
+        if cohort is not None:
+            # Regenerated synthetic files get new timestamps: key the data by its recipe.
+            key = "synthetic-" + _digest([cohort.to_dict(), preprocess.key(), split_params, list(options.signals)])
+        else:
+            key = cache.root.name
+        summary = dict(cache.summary)
+        return DataHandle(
+            suite=self.name, profile=profile, key=key,
+            paths={"segments": str(cache.root), "reference_rates": str(reference_path)},
+            info={
+                "synthetic": cohort is not None,
+                "cohort": cohort.to_dict() if cohort is not None else None,
+                "data_dir": None if cohort is not None else str(data_dir),
+                "preprocess": preprocess.to_dict(), "split": split_params,
+                "signals": list(options.signals), "sampling_rate": SAMPLING_RATE, "edge_crop": EDGE_CROP,
+                "respiratory_band_hz": list(RESPIRATORY_BAND), "summary": summary,
+            },
+        )
+
+    @staticmethod
+    def _reference_rates(cache: SegmentCache, n_jobs: int) -> Path:
+        """Rates of the reference channels of every split, computed once per cache."""
+        path = cache.root / f"reference_rates_crop{EDGE_CROP}.npz"
+        if path.exists():
+            return path
+        arrays = {}
+        for split in cache.splits:
+            data = cache.split(split)
+            for channel in (*REFERENCES, TRUTH):
+                if channel in data:
+                    arrays[f"{split}__{channel}"] = rates(data[channel], SAMPLING_RATE, EDGE_CROP, n_jobs=n_jobs)
+        atomic_save_npz(path, arrays)
+        return path
+
+    # ------------------------------------------------------------------ cell
+    @staticmethod
+    def _rows(data: dict[str, np.ndarray], input_name: str, need_target: bool) -> np.ndarray:
+        available = np.array(data[f"available_{input_name}"], dtype=bool)
+        if need_target:
+            available = available & np.asarray(data["available_nasal_pressure"], dtype=bool)
+        return np.flatnonzero(available)
+
+    @staticmethod
+    def _split(data: dict[str, np.ndarray], rows: np.ndarray, input_name: str, with_target: bool) -> Split:
+        mixtures = np.asarray(data[input_name][rows], dtype=np.float32)
+        targets = np.asarray(data["nasal_pressure"][rows], dtype=np.float32)[:, None] if with_target else None
+        return Split(mixtures, ("nasal_pressure",), targets, input_name=input_name, sampling_rate=SAMPLING_RATE)
+
+    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
+        cache = SegmentCache(handle.paths["segments"])
+        with np.load(handle.paths["reference_rates"]) as stored:
+            reference = {k: stored[k] for k in stored.files}
+        outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}})
+        for input_name in handle.info["signals"]:
+            probe = factory()
+            reason = probe.check_input(input_name)
+            if reason is None:
+                reason = self._run_input(factory, probe.supervised, cache, reference, input_name, handle, model_dir, outcome)
+            if reason is not None:
+                outcome.details["skipped_inputs"][input_name] = reason
+        if not outcome.scores:
+            raise BenchmarkError("no input could be evaluated: " + "; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
+        return outcome
+
+    def _run_input(self, factory, supervised, cache, reference, input_name, handle, model_dir, outcome) -> str | None:
+        train_data, valid_data, test_data = (cache.split(s) for s in ("train", "valid", "test"))
+        if input_name not in train_data:
+            return f"{input_name} is not in the segment cache"
+        train_rows = self._rows(train_data, input_name, supervised)
+        test_rows = self._rows(test_data, input_name, False)
+        if not len(train_rows) or not len(test_rows):
+            return f"no {input_name} segments in the {'training' if not len(train_rows) else 'test'} recordings"
+        valid_rows = self._rows(valid_data, input_name, False)
+        selection_data, selection_rows, selection_split = valid_data, valid_rows, "valid"
+        if not len(valid_rows):
+            selection_data, selection_rows, selection_split = train_data, train_rows[:64], "train"
+
+        train = self._split(train_data, train_rows, input_name, supervised)
+        valid = self._split(valid_data, valid_rows, input_name, supervised) if len(valid_rows) else None
+        method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir / input_name if model_dir else None)
+
+        start = time.perf_counter()
+        selection = np.asarray(selection_data[input_name][selection_rows], dtype=np.float32)
+        candidates = method.separate(selection)
+        k_outputs = candidates.shape[1]
+        candidate_rates = rates(candidates.reshape(-1, candidates.shape[-1]), SAMPLING_RATE, EDGE_CROP).reshape(len(selection_rows), k_outputs)
+        nasal = reference[f"{selection_split}__nasal_pressure"][selection_rows]
+        by_reference, reference_maes = choose_by_reference(candidate_rates, nasal)
+        by_spectrum, band_shares = choose_by_spectrum(candidates, SAMPLING_RATE)
+        rules = {"reference": by_reference} if k_outputs == 1 else {"reference": by_reference, "spectral": by_spectrum}
+        select_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        chosen = sorted(set(rules.values()))
+        estimates = {k: [] for k in chosen}
+        correlations = {k: [] for k in chosen}
+        has_truth = TRUTH in test_data
+        examples = None
+        for first in range(0, len(test_rows), CHUNK):
+            rows = test_rows[first : first + CHUNK]
+            batch = method.separate(np.asarray(test_data[input_name][rows], dtype=np.float32))
+            if examples is None:
+                examples = batch[:N_EXAMPLES]
+            for k in chosen:
+                estimates[k].append(rates(batch[:, k], SAMPLING_RATE, EDGE_CROP))
+                if has_truth:
+                    correlations[k].append(_abs_correlation(batch[:, k], np.asarray(test_data[TRUTH][rows])))
+        test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
+        score_seconds = time.perf_counter() - start
+
+        targets = [*REFERENCES, *([TRUTH] if has_truth else [])]
+        for rule, k in rules.items():
+            variant = "" if rule == "reference" else "blind choice"
+            for target in targets:
+                mae, n = rate_mae(test_rates[k], reference[f"test__{target}"][test_rows])
+                outcome.scores.append({"input": input_name, "target": target, "metric": "mae_bpm", "value": mae, "n": n, "variant": variant})
+            outcome.scores.append({"input": input_name, "target": "any", "metric": "coverage", "value": coverage(test_rates[k]), "n": len(test_rows), "variant": variant})
+            if has_truth:
+                corr = np.concatenate(correlations[k])
+                value = float(np.nanmean(corr)) if np.isfinite(corr).any() else float("nan")
+                outcome.scores.append({"input": input_name, "target": TRUTH, "metric": "waveform_corr", "value": value, "n": int(np.isfinite(corr).sum()), "variant": variant})
+
+        outcome.arrays[f"{input_name}__example_candidates"] = examples.astype(np.float32)
+        outcome.arrays[f"{input_name}__example_rows"] = test_rows[:N_EXAMPLES]
+        outcome.arrays[f"{input_name}__test_rates"] = test_rates[by_reference].astype(np.float32)
+        outcome.arrays[f"{input_name}__test_rows"] = test_rows
+        outcome.details["inputs"][input_name] = {
+            "outputs": k_outputs, "choice": rules, "selection_split": selection_split,
+            "selection_segments": len(selection_rows), "selection_mae_vs_nasal": reference_maes,
+            "selection_band_share": band_shares, "n_train": len(train_rows), "n_test": len(test_rows),
+            "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
+            "n_parameters": getattr(method, "n_parameters_", None),
+        }
+        for name, seconds in (("fit", fit_seconds), ("select", select_seconds), ("score", score_seconds)):
+            outcome.timings[name] = outcome.timings.get(name, 0.0) + seconds
+            outcome.timings[f"{name}_{input_name}"] = seconds
+        return None
+
+    # ------------------------------------------------------------ leaderboard
+    def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
+        """Measured agreement of the reference signals themselves (no method, no seed)."""
+        with np.load(handle.paths["reference_rates"]) as stored:
+            reference = {k: stored[k] for k in stored.files}
+        rows = []
+        targets = ["nasal_pressure"] + ([TRUTH] if f"test__{TRUTH}" in reference else [])
+        for target in targets:
+            mae, _ = rate_mae(reference["test__thoracic"], reference[f"test__{target}"])
+            rows.append({"suite": self.name, "method": THORACIC_ROW, "input": "thoracic", "target": target,
+                         "metric": "mae_bpm", "mean": mae, "std": np.nan, "n_seeds": np.nan, "source": "measured"})
+        return rows
+
+    def reference_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for method, input_name, nasal, thoracic in PAPER_TABLE_2:
+            for target, value in (("nasal_pressure", nasal), ("thoracic", thoracic)):
+                rows.append({"suite": self.name, "method": method, "input": input_name, "target": target,
+                             "metric": "mae_bpm", "mean": value, "std": np.nan, "n_seeds": np.nan, "source": "paper"})
+        rows.append({"suite": self.name, "method": THORACIC_ROW, "input": "thoracic", "target": "nasal_pressure",
+                     "metric": "mae_bpm", "mean": PAPER_THORACIC_VS_NASAL, "std": np.nan, "n_seeds": np.nan, "source": "paper"})
+        return rows
+
+    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
+        data = manifest.get("data", {})
+        synthetic = data.get("synthetic", True)
+        summary = data.get("summary", {})
+        splits = summary.get("splits", {})
+        counts = ", ".join(f"{s}: {len(splits[s].get('recordings', []))} recordings / {splits[s].get('segments', '?')} segments" for s in ("train", "valid", "test") if s in splits)
+        if synthetic:
+            cohort = data.get("cohort") or {}
+            title = f"SYNTHETIC COHORT ({cohort.get('subjects')} subjects x {cohort.get('minutes')} min, seed {cohort.get('seed')}) — not MESA data"
+        else:
+            title = f"MESA, {sum(len(splits[s].get('recordings', [])) for s in splits)} recordings"
+        table = leaderboard.copy()
+        table["method"] = table["method"] + " (" + table["input"] + ")"
+        table["input"] = "row"
+        columns = [
+            ColumnSpec("MAE vs nasal pressure ↓", "row", "nasal_pressure", "mae_bpm", 2),
+            ColumnSpec("MAE vs thoracic ↓", "row", "thoracic", "mae_bpm", 2),
+        ]
+        if synthetic:
+            columns += [
+                ColumnSpec("MAE vs true respiration ↓", "row", TRUTH, "mae_bpm", 2),
+                ColumnSpec("Corr. with true resp. (abs r) ↑", "row", TRUTH, "waveform_corr", 3),
+            ]
+        columns.append(ColumnSpec("Coverage ↑", "row", "any", "coverage", 3))
+        lines = [
+            f"# Respiration from ECG/PPG — {title} — profile `{manifest.get('profile')}`",
+            "",
+            f"Paper Table 2 layout: respiratory-rate MAE in breaths/min on the test recordings ({counts}). "
+            f"Rates from NeuroKit2 troughs after cropping {data.get('edge_crop')} samples per edge. "
+            "Multi-output methods: the respiratory output is chosen on the validation recordings by "
+            "lowest MAE vs nasal pressure; rows marked *blind choice* use the label-free spectral rule "
+            f"(largest power share in {data.get('respiratory_band_hz')} Hz). Measured rows: mean ± std over seeds "
+            f"{manifest.get('seeds')}; device `{manifest.get('device')}`. Rows marked *paper* are the "
+            "values the paper reports on real MESA data, for reference only"
+            + (" — they are not comparable to numbers measured on the synthetic cohort." if synthetic else "."),
+            "",
+            "",
+        ]
+        return "\n".join(lines) + markdown_table(table, columns)
+
+    def make_figures(self, records, arrays, handle, out_dir):
+        from benchmark.figures import bland_altman_figure, mesa_examples_figure, mesa_outputs_figure
+
+        cache = SegmentCache(handle.paths["segments"])
+        test = cache.split("test")
+        with np.load(handle.paths["reference_rates"]) as stored:
+            nasal_rates = stored["test__nasal_pressure"]
+        paths = []
+        for input_name in handle.info["signals"]:
+            per_method, rates_by_method, outputs = {}, {}, None
+            rows = None
+            for record in records:
+                cell = arrays.get(record["cell_id"], {})
+                info = record["details"].get("inputs", {}).get(input_name)
+                if info is None or f"{input_name}__example_candidates" not in cell or record["label"] in per_method:
+                    continue
+                rows = cell[f"{input_name}__example_rows"]
+                per_method[record["label"]] = cell[f"{input_name}__example_candidates"][:, info["choice"]["reference"]]
+                rates_by_method[record["label"]] = (cell[f"{input_name}__test_rates"], nasal_rates[cell[f"{input_name}__test_rows"]])
+                if record["method"] == "meae" and outputs is None:
+                    outputs = (cell[f"{input_name}__example_candidates"][0], info["choice"])
+            if not per_method:
+                continue
+            signals = {name: np.asarray(test[name][rows]) for name in (input_name, *REFERENCES, TRUTH) if name in test}
+            paths.append(mesa_examples_figure(signals, input_name, per_method, out_dir / f"examples_{input_name}.png"))
+            if outputs is not None:
+                paths.append(mesa_outputs_figure(np.asarray(test[input_name][rows[0]]), outputs[0], outputs[1], input_name, out_dir / f"meae_outputs_{input_name}.png"))
+            paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png"))
+        return paths
+
+
+register_suite(MesaSuite())

@@ -1,0 +1,319 @@
+"""Plan, run and aggregate benchmark cells.
+
+A cell is one (suite, method, seed, profile) combination with its resolved
+parameters. Each finished cell is written at once by the coordinating process
+(atomic rename), so an interrupted run loses only the cells in flight, and a
+rerun skips every cell whose fingerprint (parameters + data) is unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+import methods
+from benchmark import leaderboard as lb
+from benchmark.environment import describe_device, environment_info
+from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
+from benchmark.suites import BenchmarkError, DataHandle, SuiteOptions, get_suite
+from methods._training import resolve_device
+from methods.base import RunContext
+
+log = logging.getLogger("bss_bench")
+CELL_FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------- planning
+def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``["meae.epochs=5", "meae.lambda_mix=0.1"]`` -> ``{"meae": {"epochs": 5, "lambda_mix": 0.1}}``.
+
+    Values are read as Python literals (numbers, tuples, booleans) and fall
+    back to strings. Unknown methods or parameters raise :class:`BenchmarkError`.
+    """
+    registry = methods.discover()
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method_name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            raise BenchmarkError(f"--set expects METHOD.PARAM=VALUE, got '{item}'")
+        if method_name not in registry:
+            raise BenchmarkError(f"--set names unknown method '{method_name}' (registered: {', '.join(registry)})")
+        allowed = registry[method_name].param_names()
+        if param not in allowed:
+            raise BenchmarkError(
+                f"--set: method '{method_name}' has no parameter '{param}' (parameters: {', '.join(allowed)})"
+            )
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        overrides.setdefault(method_name, {})[param] = value
+    return overrides
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _digest(data: Any, length: int = 12) -> str:
+    text = json.dumps(_jsonable(data), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A planned cell with its resolved parameters."""
+
+    suite: str
+    profile: str
+    method: str
+    seed: int
+    params: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Leaderboard name: the method, plus its overrides if any."""
+        if not self.overrides:
+            return self.method
+        tags = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.method}[{tags}]"
+
+    @property
+    def cell_id(self) -> str:
+        """File name of the cell (stable across reruns with the same overrides)."""
+        suffix = f"__{_digest(self.overrides, 8)}" if self.overrides else ""
+        return f"{self.method}__seed{self.seed}{suffix}"
+
+    def fingerprint(self, data_key: str) -> str:
+        """Changes whenever anything that determines the result changes."""
+        return _digest({
+            "suite": self.suite, "profile": self.profile, "method": self.method, "seed": self.seed,
+            "params": self.params, "data": data_key, "format": CELL_FORMAT_VERSION,
+        }, 24)
+
+
+def resolve_methods(suite: str, modality: str, names: list[str] | None, device: str) -> tuple[list[str], list[dict]]:
+    """Method names to run on ``suite`` and the skipped ones with a reason.
+
+    ``names=None`` (or ``["all"]``) means every registered method that applies.
+    Unknown names raise :class:`BenchmarkError`.
+    """
+    registry = methods.discover()
+    explicit = names is not None and names != ["all"]
+    chosen = names if explicit else list(registry)
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        missing = methods.unavailable()
+        hints = [f"{n} (failed to import: {missing[n]})" for n in unknown if n in missing]
+        raise BenchmarkError(
+            f"unknown method '{unknown[0]}' (registered: {', '.join(registry)})"
+            + (f"; unavailable: {'; '.join(hints)}" if hints else "")
+        )
+    run, skipped = [], []
+    for name in chosen:
+        reason = registry[name]().check_applicable(suite, modality, device)
+        if reason is None:
+            run.append(name)
+        elif explicit or suite in registry[name].suites:
+            skipped.append({"method": name, "reason": reason})
+    return run, skipped
+
+
+def plan_cells(suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]]) -> list[CellSpec]:
+    """Every (method, seed) cell with parameters = defaults < profile < overrides < seed."""
+    registry = methods.discover()
+    cells = []
+    for name in method_names:
+        cls = registry[name]
+        own = overrides.get(name, {})
+        for seed in seeds:
+            params = {**cls.default_params(), **cls.profile_params(suite, profile), **own}
+            if "seed" in params:
+                params["seed"] = seed
+            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own)))
+    return cells
+
+
+# -------------------------------------------------------------------- execution
+def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool) -> tuple[dict, dict]:
+    """Run one cell (in a worker); returns ``(record, arrays)``. Never raises."""
+    started = time.time()
+    try:
+        suite = get_suite(spec.suite)
+        cls = methods.get(spec.method)
+        context = RunContext(device=device, n_threads=n_threads, progress=progress)
+        model_dir = Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(handle.key)[:12]}"
+
+        def factory():
+            return cls(**spec.params).with_context(context)
+
+        outcome = suite.run_cell(factory, handle, model_dir)
+    except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
+        return {
+            "cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "failed",
+            "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
+        }, {}
+    record = {
+        "status": "finished", "suite": spec.suite, "profile": spec.profile, "method": spec.method,
+        "label": spec.label, "seed": spec.seed, "cell_id": spec.cell_id,
+        "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
+        "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
+        "scores": outcome.scores, "details": outcome.details,
+        "timings": {**outcome.timings, "total": time.time() - started},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    return record, outcome.arrays
+
+
+def _device_slots(device: str, jobs: int) -> list[str]:
+    """One device string per concurrent worker; a GPU is never shared by two cells."""
+    if device.startswith("cuda"):
+        import torch
+
+        if ":" in device:
+            return [device]
+        n_gpus = max(1, torch.cuda.device_count())
+        return [f"cuda:{i}" for i in range(min(jobs, n_gpus))]
+    return ["cpu"] * max(1, jobs)
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    suite: str
+    profile: str
+    results_dir: Path
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_suite(
+    suite_name: str, *, profile: str = "quick", method_names: list[str] | None = None,
+    seeds: list[int] = (0,), device: str = "auto", jobs: int = 1, results_dir: str | Path = "results",
+    cache_dir: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
+    force: bool = False, progress: bool = True, data_dir: str | Path | None = None,
+    max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
+) -> RunSummary:
+    """Run every planned cell of one suite that is not already finished, then rebuild its outputs."""
+    start = time.time()
+    suite = get_suite(suite_name)
+    device = resolve_device(device)
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    store = ResultStore(Path(results_dir) / suite_name / profile)
+    names, skipped = resolve_methods(suite_name, suite.modality, method_names, device)
+    if method_names and method_names != ["all"] and not names:
+        raise BenchmarkError(f"no requested method applies to suite '{suite_name}': " + "; ".join(s["reason"] for s in skipped))
+    cells = plan_cells(suite_name, profile, names, list(seeds), overrides or {})
+
+    options = SuiteOptions(
+        cache_dir=cache_dir, data_dir=Path(data_dir) if data_dir else None,
+        max_recordings=max_recordings, signals=tuple(signals), n_jobs=max(1, jobs), progress=progress,
+    )
+    handle = suite.prepare(profile, options)
+    todo = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
+    summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
+    summary.reused = [c.cell_id for c in cells if c not in todo]
+    for item in skipped:
+        log.warning("skipping %s on %s: %s", item["method"], suite_name, item["reason"])
+
+    slots = _device_slots(device, jobs)
+    threads = max(1, (os.cpu_count() or 1) // len(slots))
+    # GPU cells run in rounds of one cell per device, so no device is ever shared.
+    round_size = len(slots) if device.startswith("cuda") else max(len(todo), 1)
+    bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not progress or not todo)
+    inner_progress = progress and len(slots) == 1
+    for first in range(0, len(todo), round_size):
+        tasks = (
+            delayed(execute_cell)(spec, handle, slots[i % len(slots)], threads, str(cache_dir), inner_progress)
+            for i, spec in enumerate(todo[first : first + round_size])
+        )
+        for record, arrays in Parallel(n_jobs=len(slots), return_as="generator_unordered")(tasks):
+            bar.update(1)
+            if record["status"] != "finished":
+                log.error("cell %s failed: %s", record["cell_id"], record["error"])
+                summary.failed.append(record)
+                continue
+            store.save_cell(record["cell_id"], record, arrays)
+            summary.ran.append(record["cell_id"])
+    bar.close()
+    summary.seconds = time.time() - start
+    rebuild_outputs(suite_name, profile, store, handle, cells, summary, device, command)
+    return summary
+
+
+def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
+    """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
+    suite = get_suite(suite_name)
+    records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
+    runs = lb.runs_frame(records)
+    board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
+    atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(store.root / "leaderboard.csv", board.to_csv(index=False))
+
+    manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
+    atomic_write_json(store.root / "manifest.json", manifest)
+    atomic_write_text(store.root / "leaderboard.md", suite.render_markdown(board, manifest))
+    if records:
+        arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
+        try:
+            suite.make_figures(records, arrays, handle, store.figures_dir)
+        except Exception as error:  # noqa: BLE001 - figures never cost the results
+            log.error("figures for %s failed: %s", suite_name, error)
+
+
+def build_manifest(suite_name: str, profile: str, records: list[dict], handle: DataHandle, summary: RunSummary, device: str, command: str) -> dict[str, Any]:
+    """Everything needed to trust and reproduce the leaderboard."""
+    n_test = {r["details"].get("n_test") for r in records if "n_test" in r.get("details", {})}
+    return {
+        "suite": suite_name,
+        "profile": profile,
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment_info(),
+        "device": describe_device(device),
+        "seeds": sorted({r["seed"] for r in records}),
+        "data": {"key": handle.key, **handle.info, "n_test": sorted(n_test)[0] if len(n_test) == 1 else sorted(n_test)},
+        "methods": {r["label"]: {"method": r["method"], "params": r["params"]} for r in records},
+        "cells": {
+            r["cell_id"]: {
+                "label": r["label"], "seed": r["seed"], "device": r["device"], "n_threads": r.get("n_threads"),
+                "timings": r["timings"], "fingerprint": r["fingerprint"], "finished_at": r["finished_at"],
+                "assignment": r["details"].get("assignment", {}).get("by_source"),
+                "unused_outputs": r["details"].get("assignment", {}).get("unused"),
+            }
+            for r in records
+        },
+        "last_run": {
+            "ran": summary.ran, "reused": summary.reused, "seconds": round(summary.seconds, 1),
+            "failed": [{k: f[k] for k in ("cell_id", "error")} for f in summary.failed],
+            "skipped": summary.skipped,
+        },
+    }
+
+
+def default_cache_dir() -> Path:
+    """``$BSS_BENCH_CACHE`` or ``.cache/bss-bench`` under the working directory."""
+    return Path(os.environ.get("BSS_BENCH_CACHE", Path.cwd() / ".cache" / "bss-bench"))
+

@@ -1,0 +1,71 @@
+"""Choosing the respiratory output among a method's K candidates (MESA suite).
+
+Two rules, both decided on the validation recordings and then fixed for the test:
+
+* ``reference``: the candidate whose respiratory rate has the lowest MAE against
+  the nasal-pressure rate (uses a reference signal, like the paper);
+* ``spectral``: the candidate with the largest share of its spectral power in
+  the respiratory band (default 0.1-0.5 Hz) — label-free, so the method stays blind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import welch
+
+RESPIRATORY_BAND = (0.1, 0.5)
+
+
+def band_power_share(signals: np.ndarray, sampling_rate: float, band: tuple[float, float] = RESPIRATORY_BAND, crop: int = 512) -> np.ndarray:
+    """Share of each row's power (Welch, mean removed) inside ``band``.
+
+    Parameters
+    ----------
+    signals : np.ndarray
+        ``(..., L)``; rows with non-finite values give NaN.
+    sampling_rate : float
+        Samples per second.
+    band : tuple of float
+        Band edges in Hz.
+    crop : int
+        Samples dropped at each edge first.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``signals.shape[:-1]``, values in ``[0, 1]`` or NaN.
+    """
+    x = np.asarray(signals, dtype=np.float64)
+    if crop and x.shape[-1] > 2 * crop:
+        x = x[..., crop:-crop]
+    finite = np.all(np.isfinite(x), axis=-1)
+    x = np.where(finite[..., None], x, 0.0)
+    frequencies, power = welch(x, fs=sampling_rate, nperseg=min(x.shape[-1], int(sampling_rate * 32)), axis=-1, detrend="constant")
+    inside = (frequencies >= band[0]) & (frequencies <= band[1])
+    total = power[..., 1:].sum(axis=-1)
+    share = np.divide(power[..., inside].sum(axis=-1), total, out=np.full(total.shape, np.nan), where=total > 0)
+    return np.where(finite, share, np.nan)
+
+
+def choose_by_reference(candidate_rates: np.ndarray, reference_rates: np.ndarray) -> tuple[int, list[float]]:
+    """Candidate with the lowest rate MAE against the reference on shared segments.
+
+    ``candidate_rates`` is ``(n, K)``, ``reference_rates`` ``(n,)``, NaN = no rate.
+    A candidate with no segment in common with the reference never wins.
+    Returns the index and every candidate's MAE.
+    """
+    maes = []
+    for k in range(candidate_rates.shape[1]):
+        both = np.isfinite(candidate_rates[:, k]) & np.isfinite(reference_rates)
+        maes.append(float(np.abs(candidate_rates[both, k] - reference_rates[both]).mean()) if both.any() else float("inf"))
+    return int(np.argmin(maes)), maes
+
+
+def choose_by_spectrum(candidates: np.ndarray, sampling_rate: float, band: tuple[float, float] = RESPIRATORY_BAND) -> tuple[int, list[float]]:
+    """Candidate with the largest mean respiratory-band power share over segments.
+
+    ``candidates`` is ``(n, K, L)``. Returns the index and every candidate's mean share.
+    """
+    shares = band_power_share(candidates, sampling_rate, band)
+    means = [float(np.nanmean(shares[:, k])) if np.isfinite(shares[:, k]).any() else -1.0 for k in range(shares.shape[1])]
+    return int(np.argmax(means)), means

@@ -1,0 +1,102 @@
+"""Training losses of the multi-encoder autoencoder (paper Eq. 9, 11-16)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy between sigmoid(logits) and targets in [0, 1], mean over elements."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+
+
+def encoding_loss(z: torch.Tensor) -> torch.Tensor:
+    """L_z of Eq. 9 without lambda: ``1/(N h) sum_n ||z_n||^2``, averaged over the batch.
+
+    With ``z`` the concatenation of the N encodings, ``sum_n ||z_n||^2`` is the
+    squared norm of ``z`` and ``N h`` its number of elements per sample, so the
+    loss is the mean of ``z**2``.
+    """
+    return z.float().pow(2).mean()
+
+
+def block_weighting(n_blocks: int, scheme: str, device: torch.device | None = None) -> torch.Tensor:
+    """Per-block factor applied to the mean |weight| of each block ``B[i, j]``.
+
+    ``i`` indexes input-channel blocks and ``j`` output-channel blocks, as in
+    Eq. 11. ``"uniform"`` is Eq. 13: every off-diagonal block counts once.
+    ``"position"`` is Eq. 14 taken literally: ``1/(N - i)`` above the diagonal
+    (``j > i``) and ``1/i`` below it (``j < i``). Diagonal blocks are 0.
+    """
+    i = torch.arange(n_blocks, device=device, dtype=torch.float32)[:, None]
+    j = torch.arange(n_blocks, device=device, dtype=torch.float32)[None, :]
+    if scheme == "uniform":
+        weights = torch.ones(n_blocks, n_blocks, device=device)
+    elif scheme == "position":
+        upper = 1.0 / (n_blocks - i).clamp(min=1.0)
+        lower = 1.0 / i.clamp(min=1.0)
+        weights = torch.where(j > i, upper, lower).expand(n_blocks, n_blocks)
+    else:
+        raise ValueError(f"unknown mixing weighting '{scheme}' (uniform or position)")
+    return weights * (i != j)
+
+
+def block_means(weight: torch.Tensor, n_blocks: int) -> torch.Tensor:
+    """Mean absolute value of each ``(in block i, out block j)`` of a conv weight.
+
+    ``weight`` has PyTorch's layout ``(C_out, C_in, *kernel)``. Returns
+    ``(n_blocks, n_blocks)`` indexed ``[i, j]``. One reshape and one reduction:
+    no loop over the N^2 blocks.
+    """
+    c_out, c_in = weight.shape[:2]
+    blocks = weight.abs().reshape(n_blocks, c_out // n_blocks, n_blocks, c_in // n_blocks, -1)
+    return blocks.mean(dim=(1, 3, 4)).transpose(0, 1)
+
+
+def mixing_loss(weights: list[torch.Tensor], n_blocks: int, scheme: str = "uniform") -> torch.Tensor:
+    """Sparse mixing loss L_mixing (Eq. 12) summed over decoder layers.
+
+    Each off-diagonal block contributes the mean of its absolute weights (L1
+    norm scaled by one over the block's element count, Eq. 13), times the
+    block factor of :func:`block_weighting`.
+    """
+    factors = block_weighting(n_blocks, scheme, device=weights[0].device)
+    total = weights[0].new_zeros((), dtype=torch.float32)
+    for weight in weights:
+        total = total + (block_means(weight.float(), n_blocks) * factors).sum()
+    return total
+
+
+def _norm_affine_names(module: nn.Module) -> list[str]:
+    names = []
+    for prefix, child in module.named_modules():
+        if isinstance(child, (nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
+            for param_name, param in child.named_parameters(recurse=False):
+                if param is not None:
+                    names.append(f"{prefix}.{param_name}" if prefix else param_name)
+    return names
+
+
+def zero_reconstruction_loss(decoder: nn.Module, encoding_shape: tuple[int, ...]) -> torch.Tensor:
+    """L_zero recon. (Eq. 15): an all-zero encoding must decode to an all-zero output.
+
+    The decoder sees one all-zero encoding (every sample would give the same
+    output). Normalisation affine parameters enter this pass detached, so this
+    loss sends no gradient to them; every other decoder weight and bias gets one.
+    """
+    reference = next(decoder.parameters())
+    zeros = torch.zeros((1, *encoding_shape), device=reference.device, dtype=reference.dtype)
+    frozen = {name: getattr_path(decoder, name).detach() for name in _norm_affine_names(decoder)}
+    logits = functional_call(decoder, frozen, (zeros,), strict=False)
+    return F.binary_cross_entropy_with_logits(logits.float(), torch.zeros_like(logits, dtype=torch.float32))
+
+
+def getattr_path(module: nn.Module, dotted: str) -> torch.Tensor:
+    """``module.a.b.c`` from ``"a.b.c"``."""
+    target = module
+    for part in dotted.split("."):
+        target = getattr(target, part)
+    return target

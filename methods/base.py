@@ -1,0 +1,299 @@
+"""The uniform Method interface every separation method implements.
+
+A method is one class in one file under ``methods/``. It is registered with
+:func:`register`, which makes it discoverable by its ``name`` with no edit
+anywhere else. The runner drives every method the same way::
+
+    method = MethodClass(**params)          # parameters only, no work
+    method.fit(train, valid)                # unsupervised methods see mixtures only
+    candidates = method.separate(mixtures)  # (n, K, *signal_shape)
+
+Candidate outputs come back in the method's own order; the evaluation protocol
+assigns them to sources afterwards (see :mod:`benchmark.assignment`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+Modality = str  # "1d" (signals, shape (n, L)) or "2d" (images, shape (n, H, W))
+
+
+@dataclass(frozen=True)
+class Split:
+    """One data split handed to a method.
+
+    Parameters
+    ----------
+    mixtures : np.ndarray
+        Single-channel mixtures, shape ``(n, L)`` for 1-D or ``(n, H, W)`` for
+        2-D data, values in ``[0, 1]``. May be a memory map.
+    source_names : tuple of str
+        Names of the sources the benchmark scores (known to every method: it is
+        part of the task statement, like the number of sources in a BSS paper).
+    targets : np.ndarray or None
+        True sources, shape ``(n, S, *signal_shape)`` in ``source_names`` order.
+        ``None`` whenever the split is given to an unsupervised method.
+    input_name : str
+        What the mixtures are (``"mixture"`` for images, ``"ECG"`` or ``"PPG"``).
+    sampling_rate : float or None
+        Samples per second of 1-D signals.
+    """
+
+    mixtures: np.ndarray
+    source_names: tuple[str, ...]
+    targets: np.ndarray | None = None
+    input_name: str = "mixture"
+    sampling_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mixtures.ndim not in (2, 3):
+            raise ValueError(
+                f"mixtures must have shape (n, L) or (n, H, W), got {self.mixtures.shape}"
+            )
+        if self.targets is not None and (
+            self.targets.shape[0] != self.mixtures.shape[0]
+            or self.targets.shape[2:] != self.mixtures.shape[1:]
+            or self.targets.shape[1] != len(self.source_names)
+        ):
+            raise ValueError(
+                f"targets shape {self.targets.shape} does not match mixtures "
+                f"{self.mixtures.shape} and {len(self.source_names)} sources"
+            )
+
+    @property
+    def modality(self) -> Modality:
+        """``"1d"`` or ``"2d"``, from the mixture shape."""
+        return "1d" if self.mixtures.ndim == 2 else "2d"
+
+    @property
+    def signal_shape(self) -> tuple[int, ...]:
+        """Shape of one mixture."""
+        return tuple(self.mixtures.shape[1:])
+
+    def __len__(self) -> int:
+        return int(self.mixtures.shape[0])
+
+    def blind(self) -> Split:
+        """The same split with the true sources removed."""
+        return replace(self, targets=None)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Run-time settings that are not part of a method's identity.
+
+    Parameters
+    ----------
+    device : str
+        Resolved torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+    n_threads : int
+        CPU threads the method may use.
+    progress : bool
+        Whether to show progress bars.
+    work_dir : Path or None
+        A private scratch folder for checkpoints, or ``None``.
+    """
+
+    device: str = "cpu"
+    n_threads: int = 1
+    progress: bool = False
+    work_dir: Path | None = None
+
+
+@dataclass
+class FitInfo:
+    """What a method reports about its own training (saved in the cell record)."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Method(ABC):
+    """Base class of every separation method.
+
+    Subclasses set the class attributes below, take their parameters as keyword
+    arguments of ``__init__`` with defaults (stored unchanged, no work), and
+    implement :meth:`fit` and :meth:`separate`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name, used on the command line (``--methods name``).
+    description : str
+        One line for ``run_benchmark.py --list``.
+    suites : tuple of str
+        Suites the method applies to.
+    supervised : bool
+        Whether :meth:`fit` needs the true sources (``train.targets``).
+    modalities : tuple of str
+        Signal kinds it handles: ``"1d"``, ``"2d"``.
+    device_support : str
+        ``"none"`` (pure CPU code), ``"optional"`` (uses a GPU when given one)
+        or ``"required"``.
+    inputs : tuple of str or None
+        Inputs the method is designed for (e.g. ``("ECG",)`` for an
+        ECG-derived-respiration heuristic); ``None`` means any input.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    suites: ClassVar[tuple[str, ...]] = ()
+    supervised: ClassVar[bool] = False
+    modalities: ClassVar[tuple[Modality, ...]] = ("1d", "2d")
+    device_support: ClassVar[str] = "none"
+    inputs: ClassVar[tuple[str, ...] | None] = None
+
+    context: RunContext = RunContext()
+    fit_info_: FitInfo | None = None
+
+    # ----------------------------------------------------------------- params
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Names of the ``__init__`` parameters."""
+        signature = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        """Defaults of the ``__init__`` parameters."""
+        signature = inspect.signature(cls.__init__)
+        return {
+            name: signature.parameters[name].default
+            for name in cls.param_names()
+            if signature.parameters[name].default is not inspect.Parameter.empty
+        }
+
+    def get_params(self) -> dict[str, Any]:
+        """Current parameters, as passed to ``__init__``."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    @classmethod
+    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
+        """Parameters a suite/profile pair sets on top of the defaults.
+
+        Override to give e.g. the paper's hyperparameters for ``profile="paper"``
+        and a reduced configuration for ``profile="quick"``.
+        """
+        return {}
+
+    def with_context(self, context: RunContext) -> Method:
+        """Attach run-time settings (device, threads); returns ``self``."""
+        self.context = context
+        return self
+
+    # ---------------------------------------------------------------- contract
+    @classmethod
+    def check_input(cls, input_name: str) -> str | None:
+        """Why this method does not take ``input_name``, or ``None`` if it does."""
+        if cls.inputs is not None and input_name not in cls.inputs:
+            return f"{cls.name} is designed for {'/'.join(cls.inputs)} input, not {input_name}"
+        return None
+
+    def check_applicable(self, suite: str, modality: Modality, device: str) -> str | None:
+        """Why this method cannot run in a setting, or ``None`` if it can."""
+        if suite not in self.suites:
+            return f"{self.name} does not declare suite '{suite}'"
+        if modality not in self.modalities:
+            return f"{self.name} does not handle {modality} signals"
+        if self.device_support == "required" and not device.startswith("cuda"):
+            return f"{self.name} requires a GPU and the run device is {device}"
+        return None
+
+    @abstractmethod
+    def fit(self, train: Split, valid: Split | None = None) -> Method:
+        """Learn from the training split; returns ``self``.
+
+        ``train.targets`` is ``None`` for unsupervised methods. ``valid`` (same
+        rules) may be used for model selection.
+        """
+
+    @abstractmethod
+    def separate(self, mixtures: np.ndarray) -> np.ndarray:
+        """Candidate source estimates for a batch of mixtures.
+
+        Parameters
+        ----------
+        mixtures : np.ndarray
+            Shape ``(n, *signal_shape)``.
+
+        Returns
+        -------
+        np.ndarray
+            Shape ``(n, K, *signal_shape)``, float32, in the method's own order.
+        """
+
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """Arrays worth keeping for figures (e.g. decoder weight blocks)."""
+        return {}
+
+    # ------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> None:
+        """Save the fitted state to ``directory`` (``config.json`` + state files)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        config = {"method": self.name, "params": self.get_params()}
+        (directory / "config.json").write_text(json.dumps(config, indent=2, default=str))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, context: RunContext | None = None) -> Method:
+        """Rebuild a fitted method saved with :meth:`save`."""
+        directory = Path(directory)
+        config = json.loads((directory / "config.json").read_text())
+        if config["method"] != cls.name:
+            raise ValueError(f"{directory} holds a '{config['method']}' model, not '{cls.name}'")
+        method = cls(**config["params"])
+        if context is not None:
+            method.with_context(context)
+        method._load_state(directory)
+        return method
+
+    @classmethod
+    def can_checkpoint(cls) -> bool:
+        """Whether the class implements :meth:`_save_state` / :meth:`_load_state`.
+
+        Only such methods are checkpointed after fitting; the others are refitted
+        when an interrupted cell is rerun.
+        """
+        return cls._save_state is not Method._save_state and cls._load_state is not Method._load_state
+
+    def _save_state(self, directory: Path) -> None:
+        """Write fitted state (override); default: nothing to save."""
+
+    def _load_state(self, directory: Path) -> None:
+        """Read fitted state (override); default: nothing to load."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a :class:`Method` subclass to the registry."""
+    if not cls.name:
+        raise TypeError(f"{cls.__qualname__} must set a non-empty `name`")
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+        raise TypeError(f"method name '{cls.name}' is used by {existing} and {cls}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[Method]]:
+    """The registered methods (after :func:`methods.discover`), by name."""
+    return dict(sorted(_REGISTRY.items()))

@@ -1,0 +1,36 @@
+"""PCA baseline: each component's share of the reconstruction is one candidate source."""
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from methods.base import Method, Split, register
+
+
+@register
+class PCAMethod(Method):
+    """Dataset-level PCA: every training mixture is one row; candidate k is the
+    mean plus component k's contribution (the others masked, like MEAE's encodings)."""
+
+    name = "pca"
+    description = "Dataset-level PCA, one candidate per component (classical floor)"
+    suites = ("triangles", "mesa")
+
+    def __init__(self, n_components: int = 3, max_rows: int = 5000, seed: int = 0):
+        self.n_components = n_components
+        self.max_rows = max_rows
+        self.seed = seed
+
+    def fit(self, train: Split, valid: Split | None = None) -> "PCAMethod":
+        rows = np.asarray(train.mixtures, dtype=np.float32).reshape(len(train), -1)
+        rng = np.random.default_rng(self.seed)
+        if len(rows) > self.max_rows:
+            rows = rows[rng.choice(len(rows), self.max_rows, replace=False)]
+        self.pca_ = PCA(self.n_components, random_state=self.seed).fit(rows)
+        return self
+
+    def separate(self, mixtures: np.ndarray) -> np.ndarray:
+        n, shape = len(mixtures), mixtures.shape[1:]
+        codes = self.pca_.transform(np.asarray(mixtures, dtype=np.float32).reshape(n, -1))
+        parts = codes[:, :, None] * self.pca_.components_[None]  # (n, K, features)
+        estimates = parts + self.pca_.mean_ / self.n_components
+        return estimates.reshape(n, self.n_components, *shape).astype(np.float32)
