@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Iterable
@@ -153,14 +154,19 @@ def plan_cells(suite: str, profile: str, method_names: list[str], seeds: list[in
 
 
 # -------------------------------------------------------------------- execution
-def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool) -> tuple[dict, dict]:
-    """Run one cell (in a worker); returns ``(record, arrays)``. Never raises."""
+def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool, force: bool = False) -> tuple[dict, dict]:
+    """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
+
+    With ``force`` a checkpoint left by an earlier run is deleted, so the model is refitted.
+    """
     started = time.time()
     try:
         suite = get_suite(spec.suite)
         cls = methods.get(spec.method)
         context = RunContext(device=device, n_threads=n_threads, progress=progress)
         model_dir = Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(handle.key)[:12]}"
+        if force:
+            shutil.rmtree(model_dir, ignore_errors=True)
 
         def factory():
             return cls(**spec.params).with_context(context)
@@ -222,6 +228,8 @@ def run_suite(
     device = resolve_device(device)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     store = ResultStore(Path(results_dir) / suite_name / profile)
+    if method_names is not None and not method_names:
+        raise BenchmarkError("--methods is empty (give method names or 'all')")
     names, skipped = resolve_methods(suite_name, suite.modality, method_names, device)
     if method_names and method_names != ["all"] and not names:
         raise BenchmarkError(f"no requested method applies to suite '{suite_name}': " + "; ".join(s["reason"] for s in skipped))
@@ -246,7 +254,7 @@ def run_suite(
     inner_progress = progress and len(slots) == 1
     for first in range(0, len(todo), round_size):
         tasks = (
-            delayed(execute_cell)(spec, handle, slots[i % len(slots)], threads, str(cache_dir), inner_progress)
+            delayed(execute_cell)(spec, handle, slots[i % len(slots)], threads, str(cache_dir), inner_progress, force)
             for i, spec in enumerate(todo[first : first + round_size])
         )
         for record, arrays in Parallel(n_jobs=len(slots), return_as="generator_unordered")(tasks):

@@ -85,7 +85,9 @@ def zero_reconstruction_loss(decoder: nn.Module, encoding_shape: tuple[int, ...]
 
     The decoder sees one all-zero encoding (every sample would give the same
     output). Normalisation affine parameters enter this pass detached, so this
-    loss sends no gradient to them; every other decoder weight and bias gets one.
+    loss sends no gradient to them. The biases and the weights of the layers
+    after the first receive gradient; the first layer's weight multiplies the
+    zero encoding and so receives exactly zero.
     """
     reference = next(decoder.parameters())
     zeros = torch.zeros((1, *encoding_shape), device=reference.device, dtype=reference.dtype)

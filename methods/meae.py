@@ -132,7 +132,8 @@ class _NetworkMethod(Method):
     def _save_state(self, directory: Path) -> None:
         save_torch_state(
             directory,
-            {"network": self.network_.config.to_dict(), "encoding_shape": list(self.encoding_shape_)},
+            {"network": self.network_.config.to_dict(), "encoding_shape": list(self.encoding_shape_),
+             "history": getattr(self, "history_", None), "n_parameters": self.n_parameters_},
             self.network_.state_dict(),
         )
 
@@ -145,6 +146,8 @@ class _NetworkMethod(Method):
         self.network_ = network.to(self.context.device).eval()
         self._forward = self.network_
         self.encoding_shape_ = tuple(config["encoding_shape"])
+        self.history_ = config.get("history")
+        self.n_parameters_ = config.get("n_parameters", count_parameters(network))
 
 
 @register

@@ -25,12 +25,14 @@ class PCAMethod(Method):
         rng = np.random.default_rng(self.seed)
         if len(rows) > self.max_rows:
             rows = rows[rng.choice(len(rows), self.max_rows, replace=False)]
-        self.pca_ = PCA(self.n_components, random_state=self.seed).fit(rows)
+        k = min(self.n_components, *rows.shape)  # PCA cannot find more components than rows
+        self.pca_ = PCA(k, random_state=self.seed).fit(rows)
         return self
 
     def separate(self, mixtures: np.ndarray) -> np.ndarray:
         n, shape = len(mixtures), mixtures.shape[1:]
         codes = self.pca_.transform(np.asarray(mixtures, dtype=np.float32).reshape(n, -1))
         parts = codes[:, :, None] * self.pca_.components_[None]  # (n, K, features)
-        estimates = parts + self.pca_.mean_ / self.n_components
-        return estimates.reshape(n, self.n_components, *shape).astype(np.float32)
+        k = self.pca_.n_components_
+        estimates = parts + self.pca_.mean_ / k
+        return estimates.reshape(n, k, *shape).astype(np.float32)

@@ -264,6 +264,7 @@ def test_zero_reconstruction_gradients_skip_norm_affine(decoder_and_shape):
 
     # the input conv multiplies an all-zero encoding: its weight can get no gradient,
     # but its bias, every other conv and the output layer do.
+    assert decoder.input.weight.grad is None or torch.all(decoder.input.weight.grad == 0)
     assert decoder.input.bias.grad is not None and decoder.input.bias.grad.abs().sum() > 0
     for conv in decoder.convs:
         assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0

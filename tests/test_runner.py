@@ -45,7 +45,7 @@ def _mtimes(results_dir: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (_root(results_dir) / "cells").iterdir()}
 
 
-# ------------------------------------------------------------------------- CLI (background)
+# ------------------------------------------------------------------- CLI (subprocesses)
 
 CLI_SUBPROCESS_CASES = {
     "unknown_method": ["--suite", "triangles", "--methods", "nope"],
@@ -185,6 +185,7 @@ def test_run_writes_every_output(base):
 
     board = pd.read_csv(root / "leaderboard.csv")
     assert list(board.columns) == LEADERBOARD_COLUMNS
+    assert list(board.columns)[:9] == ["suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source"]
     assert set(board.source) == {"measured", "paper"}
     measured = board[board.source == "measured"]
     assert set(measured.method) == {"mixture", "meae"}
@@ -256,11 +257,6 @@ def test_force_reruns_every_cell(copy_of_base, cache_dir):
         assert after[f"{cell}.json"] != before[f"{cell}.json"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "force=True reruns the cell but fit_or_load reloads the checkpoint a previous (finished) run "
-    "left under cache_dir/models, so --force never refits a model (benchmark/suites.py fit_or_load; "
-    "model dirs are never removed once a cell finished)"
-))
 def test_force_refits_the_model(copy_of_base, cache_dir):
     _run(copy_of_base, cache_dir, force=True, method_names=["meae"])
     assert _cell(copy_of_base, "meae__seed0")["details"]["reloaded_model"] is False

@@ -1,0 +1,459 @@
+"""Adversarial non-linear ICA (Brakel & Bengio 2017, arXiv 1710.05050; reference [8] of the paper).
+
+An autoencoder whose K features are pushed towards mutual independence by a
+discriminator that tells their joint distribution from the product of their
+marginals. Samples of the product of the marginals come from the *resampling
+trick*: every feature is shuffled across the batch with its own permutation.
+Adapted here to single-channel mixtures with convolutional feature maps and
+masked decoding (see :class:`AdversarialICA`).
+
+The convolutional building blocks (:class:`ConvEncoderBody`,
+:class:`ConvDecoderBody`) are also used by :mod:`methods.vae_bss`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from methods._networks import _layers, count_parameters
+from methods._training import (
+    BatchSource,
+    autocast,
+    load_torch_state,
+    predict_in_batches,
+    save_torch_state,
+)
+from methods.base import Method, Split, register
+
+# --------------------------------------------------------------------------- profiles
+# "paper": our choice of full-size GPU settings (neither the MEAE paper nor [8] gives any
+# for these data); K mirrors the MEAE paper's number of encoders (3 triangles, 8 MESA).
+TRIANGLES_PAPER: dict[str, Any] = dict(
+    n_sources=3, channels=(32, 64, 128), kernel_size=5, disc_channels=64, epochs=100,
+    batch_size=256, lr=2e-4, disc_lr=2e-4, disc_steps=5, adv_weight=0.1,
+)
+MESA_PAPER: dict[str, Any] = dict(
+    n_sources=8, channels=(16, 32, 32, 64, 64, 128), kernel_size=7, disc_channels=64,
+    epochs=50, batch_size=128, lr=2e-4, disc_lr=2e-4, disc_steps=5, adv_weight=0.1,
+)
+# 2-core CPU budget: about 60 s per fit (6,000 images of 64x64; ~200 segments of 12,288).
+TRIANGLES_QUICK: dict[str, Any] = dict(
+    TRIANGLES_PAPER, channels=(8, 16), kernel_size=3, disc_channels=16, epochs=3,
+    batch_size=64, lr=1e-3, disc_lr=1e-3, disc_steps=2,
+)
+MESA_QUICK: dict[str, Any] = dict(
+    MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32), kernel_size=5, disc_channels=16,
+    epochs=10, batch_size=16, lr=1e-3, disc_lr=1e-3, disc_steps=2,
+)
+# Smoke tests: seconds.
+TRIANGLES_TINY: dict[str, Any] = dict(
+    TRIANGLES_QUICK, channels=(4, 4), disc_channels=4, epochs=1, batch_size=32,
+)
+MESA_TINY: dict[str, Any] = dict(
+    MESA_QUICK, n_sources=3, channels=(4, 4, 4), kernel_size=3, disc_channels=4, epochs=1,
+    batch_size=16,
+)
+PROFILES = {
+    ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
+    ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
+    ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+}
+
+
+# ------------------------------------------------------------------ building blocks
+class ConvEncoderBody(nn.Module):
+    """Per level: conv -> ReLU -> batch norm -> max-pool(2); ``len(channels)`` levels."""
+
+    def __init__(self, dims: int, in_channels: int, channels: Sequence[int], kernel_size: int) -> None:
+        super().__init__()
+        conv, batch_norm, max_pool = _layers(dims)
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in channels:
+            layers += [
+                conv(previous, width, kernel_size, padding=kernel_size // 2),
+                nn.ReLU(inplace=True), batch_norm(width), max_pool(2),
+            ]
+            previous = width
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ConvDecoderBody(nn.Module):
+    """Per level (deep to shallow): upsample x2 -> conv -> ReLU -> batch norm; 1x1 output conv.
+
+    Takes ``channels[-1]`` channels at the coarse resolution and returns
+    ``out_channels`` logits at the input resolution.
+    """
+
+    def __init__(self, dims: int, channels: Sequence[int], kernel_size: int, out_channels: int = 1) -> None:
+        super().__init__()
+        conv, batch_norm, _ = _layers(dims)
+        layers: list[nn.Module] = []
+        previous = channels[-1]
+        for width in reversed(channels):
+            layers += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                conv(previous, width, kernel_size, padding=kernel_size // 2),
+                nn.ReLU(inplace=True), batch_norm(width),
+            ]
+            previous = width
+        layers.append(conv(previous, out_channels, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.body(h)
+
+
+def check_divisible(signal_shape: Sequence[int], levels: int) -> tuple[int, ...]:
+    """Coarse shape after ``levels`` poolings; ``ValueError`` if the sizes do not divide."""
+    factor = 2**levels
+    if any(size % factor for size in signal_shape):
+        raise ValueError(f"input size {tuple(signal_shape)} must be divisible by {factor} (2 ** levels)")
+    return tuple(size // factor for size in signal_shape)
+
+
+# ------------------------------------------------------------ resampling and losses
+def independent_permutations(batch: int, n_maps: int, device: torch.device | str,
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """A ``(batch, n_maps)`` index whose every column is its own random permutation of the batch."""
+    return torch.rand(batch, n_maps, device=device, generator=generator).argsort(dim=0)
+
+
+def shuffle_maps(z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Resample whole feature maps across the batch, independently for each map.
+
+    ``out[b, k] = z[perm[b, k], k]`` with an independent permutation ``perm[:, k]``
+    per map: a sample of the product of the marginals of the K maps (the
+    resampling trick of Brakel & Bengio). One advanced-indexing gather, no
+    loop over K.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        Feature maps ``(B, K, *spatial)``.
+    """
+    batch, n_maps = z.shape[:2]
+    perm = independent_permutations(batch, n_maps, z.device, generator)
+    return z[perm, torch.arange(n_maps, device=z.device)[None, :]]
+
+
+def discriminator_loss(discriminator: nn.Module, z: torch.Tensor,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary cross-entropy of the discriminator: joint maps -> 1, resampled maps -> 0."""
+    joint = discriminator(z).float()
+    marginal = discriminator(shuffle_maps(z, generator)).float()
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(joint, torch.ones_like(joint))
+        + F.binary_cross_entropy_with_logits(marginal, torch.zeros_like(marginal))
+    )
+
+
+def separator_adversarial_loss(discriminator: nn.Module, z: torch.Tensor,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The separator's term: the discriminator's loss with flipped labels (non-saturating).
+
+    Gradients reach the encoder through both the joint and the resampled maps.
+    """
+    joint = discriminator(z).float()
+    marginal = discriminator(shuffle_maps(z, generator)).float()
+    return 0.5 * (
+        F.binary_cross_entropy_with_logits(joint, torch.zeros_like(joint))
+        + F.binary_cross_entropy_with_logits(marginal, torch.ones_like(marginal))
+    )
+
+
+# --------------------------------------------------------------------------- network
+class IndependenceDiscriminator(nn.Module):
+    """Small conv net reading the whole K-map stack; global average pool; MLP to one logit.
+
+    No batch norm: joint and resampled batches go through it separately and
+    must not share batch statistics.
+    """
+
+    def __init__(self, dims: int, n_maps: int, width: int) -> None:
+        super().__init__()
+        conv, _, _ = _layers(dims)
+        self.features = nn.Sequential(
+            conv(n_maps, width, 3, padding=1), nn.LeakyReLU(0.2),
+            conv(width, width, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+        )
+        self.head = nn.Sequential(nn.Linear(width, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(z).flatten(2).mean(-1))[:, 0]
+
+
+class AdversarialICANetwork(nn.Module):
+    """Conv encoder -> K batch-normalized maps -> conv decoder, plus the independence discriminator.
+
+    Parameters
+    ----------
+    config : dict
+        ``dims``, ``n_sources``, ``channels``, ``kernel_size``, ``disc_channels``.
+    """
+
+    def __init__(self, config: dict) -> None:
+        super().__init__()
+        self.config = dict(config, channels=list(config["channels"]))
+        dims, k, channels = config["dims"], config["n_sources"], list(config["channels"])
+        conv, batch_norm, _ = _layers(dims)
+        self.encoder = nn.Sequential(
+            ConvEncoderBody(dims, 1, channels, config["kernel_size"]),
+            conv(channels[-1], k, 1),
+            # per-map standardisation over batch and positions, no affine parameters
+            batch_norm(k, affine=False),
+        )
+        self.decoder = nn.Sequential(
+            conv(k, channels[-1], 1), nn.ReLU(inplace=True), batch_norm(channels[-1]),
+            ConvDecoderBody(dims, channels, config["kernel_size"], 1),
+        )
+        self.discriminator = IndependenceDiscriminator(dims, k, config["disc_channels"])
+
+    def separator_parameters(self) -> list[nn.Parameter]:
+        """Encoder and decoder parameters (what the separator optimizer updates)."""
+        return [*self.encoder.parameters(), *self.decoder.parameters()]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction logits ``(B, 1, *shape)`` and feature maps ``(B, K, *spatial)``."""
+        z = self.encoder(x)
+        return self.decoder(z), z
+
+    def masked_decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode each map alone (the others zeroed): logits ``(B, K, 1, *shape)``, one batch of B*K."""
+        batch, k = z.shape[:2]
+        eye = torch.eye(k, device=z.device, dtype=z.dtype).view(1, k, k, *([1] * (z.dim() - 2)))
+        out = self.decoder((z.unsqueeze(1) * eye).flatten(0, 1))
+        return out.reshape(batch, k, *out.shape[1:])
+
+
+# ---------------------------------------------------------------------------- method
+@register
+class AdversarialICA(Method):
+    """Adversarial non-linear ICA (Brakel & Bengio 2017) adapted to single-channel mixtures.
+
+    Original: an encoder maps a mixture to K features, standardised per batch;
+    a decoder maps them back to the mixture; a discriminator learns to tell
+    the joint feature distribution from batches whose feature columns were
+    shuffled independently (the product of the marginals); the separator
+    (encoder + decoder) minimises L1 reconstruction + ``adv_weight`` (0.1) x an
+    adversarial term that makes its joint features indistinguishable from the
+    shuffled ones; RMSProp, several discriminator updates per separator update.
+
+    Single-channel adaptation (ours):
+
+    * The encoder is convolutional and outputs K feature **maps**
+      (``K x H/2^d x W/2^d`` for images, ``K x L/2^d`` for signals, with
+      ``d = len(channels)``), standardised per map over batch and positions by
+      a batch norm without affine parameters.
+    * Independence is judged on whole maps: the resampling trick moves **whole
+      maps** across samples, with an independent permutation for each map
+      (:func:`shuffle_maps`), and the discriminator is a small convolutional
+      net reading the full K-map stack (so it sees co-located structure of the
+      maps) followed by global average pooling.
+    * The decoder is convolutional with a sigmoid output (data in [0, 1]); the
+      estimate of source k decodes map k with all other maps zeroed (masking,
+      as in MEAE), the K masked copies going through the decoder as one batch.
+    * The discriminator takes ``disc_steps`` updates per separator update on
+      the current batch's (detached) maps, each with fresh permutations, so the
+      encoder runs once per batch. The separator's adversarial term is the
+      discriminator's cross-entropy with flipped labels on both the joint and
+      the resampled maps (non-saturating form).
+    * ``valid`` is not used.
+
+    Parameters
+    ----------
+    n_sources : int
+        Number K of feature maps / candidate outputs.
+    channels : tuple of int
+        Encoder widths per level (one 2x pooling each); the decoder mirrors them.
+    kernel_size : int
+        Odd convolution kernel size of encoder and decoder.
+    disc_channels : int
+        Width of the discriminator.
+    epochs, batch_size : int
+        Training length and minibatch size.
+    lr, disc_lr : float
+        RMSProp learning rates of the separator and the discriminator.
+    disc_steps : int
+        Discriminator updates per separator update.
+    adv_weight : float
+        Weight of the adversarial term (0.1 in [8]).
+    amp : bool
+        bf16 autocast on CUDA.
+    seed : int
+        Seed of initialisation, batch order and permutations.
+    """
+
+    name = "adversarial_ica"
+    description = "Adversarial non-linear ICA (Brakel & Bengio 2017) with conv feature maps, masked decoding, blind"
+    suites = ("triangles", "mesa")
+    supervised = False
+    device_support = "optional"
+
+    def __init__(
+        self, n_sources: int = 3, channels: tuple[int, ...] = (32, 64, 128), kernel_size: int = 5,
+        disc_channels: int = 64, epochs: int = 100, batch_size: int = 256, lr: float = 2e-4,
+        disc_lr: float = 2e-4, disc_steps: int = 5, adv_weight: float = 0.1, amp: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.n_sources = n_sources
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.disc_channels = disc_channels
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.disc_lr = disc_lr
+        self.disc_steps = disc_steps
+        self.adv_weight = adv_weight
+        self.amp = amp
+        self.seed = seed
+
+    @classmethod
+    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
+        return dict(PROFILES.get((suite, profile), {}))
+
+    # ------------------------------------------------------------------ plumbing
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.unsqueeze(1)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _install(self, network: AdversarialICANetwork) -> None:
+        if network.config["dims"] == 2:
+            network = network.to(memory_format=torch.channels_last)
+        self.network_ = network.to(self.context.device)
+        self.n_parameters_ = count_parameters(network)
+
+    def setup(self, train: Split) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """Seed, build the network for ``train``'s shape; return (separator, discriminator) optimizers."""
+        device = self.context.device
+        torch.manual_seed(self.seed)
+        if device == "cpu":
+            torch.set_num_threads(max(1, self.context.n_threads))
+        check_divisible(train.signal_shape, len(self.channels))
+        config = {
+            "dims": 1 if train.modality == "1d" else 2, "n_sources": self.n_sources,
+            "channels": list(self.channels), "kernel_size": self.kernel_size,
+            "disc_channels": self.disc_channels,
+        }
+        self._install(AdversarialICANetwork(config))
+        separator = torch.optim.RMSprop(self.network_.separator_parameters(), lr=self.lr)
+        discriminator = torch.optim.RMSprop(self.network_.discriminator.parameters(), lr=self.disc_lr)
+        return separator, discriminator
+
+    def training_step(self, x: torch.Tensor, separator: torch.optim.Optimizer,
+                      discriminator: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """``disc_steps`` discriminator updates, then one separator update, on one batch.
+
+        ``x`` is ``(B, 1, *shape)``. Returns detached loss tensors (no host sync):
+        ``discriminator`` (mean over its updates), ``recon`` (L1), ``adversarial``, ``total``.
+        """
+        network = self.network_
+        device = x.device.type
+        with autocast(device, self.amp):
+            logits, z = network(x)
+        features = z.detach()
+        disc_total = torch.zeros((), device=x.device)
+        for _ in range(self.disc_steps):
+            with autocast(device, self.amp):
+                d_loss = discriminator_loss(network.discriminator, features)
+            discriminator.zero_grad(set_to_none=True)
+            d_loss.backward()
+            discriminator.step()
+            disc_total = disc_total + d_loss.detach()
+        disc_params = list(network.discriminator.parameters())
+        for p in disc_params:
+            p.requires_grad_(False)
+        with autocast(device, self.amp):
+            adversarial = separator_adversarial_loss(network.discriminator, z)
+        recon = (torch.sigmoid(logits.float()) - x.float()).abs().mean()
+        total = recon + self.adv_weight * adversarial
+        separator.zero_grad(set_to_none=True)
+        total.backward()
+        separator.step()
+        for p in disc_params:
+            p.requires_grad_(True)
+        return {
+            "total": total.detach(), "recon": recon.detach(), "adversarial": adversarial.detach(),
+            "discriminator": disc_total / max(self.disc_steps, 1),
+        }
+
+    def fit(self, train: Split, valid: Split | None = None) -> AdversarialICA:
+        separator, discriminator = self.setup(train)
+        batches = BatchSource([train.mixtures], self.context.device)
+        batch_size = min(self.batch_size, len(train))
+        generator = torch.Generator().manual_seed(self.seed)
+        self.history_: list[dict[str, float]] = []
+        bar = tqdm(range(self.epochs), desc=f"{self.name} fit", disable=not self.context.progress, leave=False)
+        for epoch in bar:
+            self.network_.train()
+            start = time.perf_counter()
+            sums: dict[str, torch.Tensor] = {}
+            steps = 0
+            for (x,) in batches.epoch(batch_size, generator, drop_last=True):
+                losses = self.training_step(self._prepare(x), separator, discriminator)
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value.float()
+                steps += 1
+            means = {key: float(value) / max(steps, 1) for key, value in sums.items()}  # one read per epoch
+            self.history_.append({"epoch": epoch, "seconds": time.perf_counter() - start, **means})
+            bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("recon", "discriminator")})
+        self.network_.eval()
+        return self
+
+    # --------------------------------------------------------------- inference
+    @torch.no_grad()
+    def separate(self, mixtures: np.ndarray) -> np.ndarray:
+        network = self.network_.eval()
+
+        def estimate(x: torch.Tensor) -> torch.Tensor:
+            x = self._prepare(x)
+            with autocast(x.device.type, self.amp):
+                logits = network.masked_decode(network.encoder(x))
+            return torch.sigmoid(logits.float())[:, :, 0]
+
+        batch = 128 if mixtures.ndim == 3 else 32
+        return predict_in_batches(estimate, mixtures, self.context.device, batch_size=batch)
+
+    @torch.no_grad()
+    def reconstruct(self, mixtures: np.ndarray) -> np.ndarray:
+        """The full reconstruction (all maps active), shaped like ``mixtures``."""
+        network = self.network_.eval()
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            logits, _ = network(self._prepare(x))
+            return torch.sigmoid(logits.float())[:, 0]
+
+        return predict_in_batches(run, mixtures, self.context.device, batch_size=128)
+
+    # ------------------------------------------------------------- persistence
+    def _save_state(self, directory: Path) -> None:
+        save_torch_state(directory, {"network": self.network_.config}, self.network_.state_dict())
+
+    def _load_state(self, directory: Path) -> None:
+        config, state = load_torch_state(directory)
+        network = AdversarialICANetwork(config["network"])
+        network.load_state_dict(state)
+        self._install(network)
+        self.network_.eval()
+
+
+__all__ = [
+    "AdversarialICA", "AdversarialICANetwork", "ConvDecoderBody", "ConvEncoderBody",
+    "IndependenceDiscriminator", "check_divisible", "discriminator_loss",
+    "independent_permutations", "separator_adversarial_loss", "shuffle_maps",
+]

@@ -1,0 +1,526 @@
+"""Classical matrix decompositions as single-channel BSS baselines (paper Appendix C.4, D.2).
+
+The paper reports that common BSS methods -- FastICA, NMF, SparsePCA, KernelPCA --
+"failed to produce any meaningful respiratory signal" (D.2) and argues that the
+triangles & circles task does not suit them (C.4). These classes measure that
+claim. The four scikit-learn estimators need several observed channels, and every
+task here has one, so each estimator gets two single-channel adaptations, each a
+separate registered method:
+
+1. **Dataset level** (``fastica``, ``nmf``, ``sparsepca``, ``kernelpca``; triangles
+   and MESA). Each training mixture (flattened image or segment) is one row of
+   a data matrix, as in :mod:`methods.pca`; the estimator learns ``K`` components
+   shared by the dataset. Candidate ``k`` for a mixture keeps only its ``k``-th code
+   (the other codes are set to zero, as MEAE masks encodings) and maps it back to
+   signal space with the estimator's ``inverse_transform``:
+
+   * FastICA / SparsePCA (they remove a mean): ``code_k * component_k + mean / K``.
+     The mean is split evenly over the candidates (the same choice as the PCA
+     baseline) so that the candidates sum to the full reconstruction; no candidate
+     is favoured by carrying the whole mean.
+   * NMF (no mean): ``code_k * H_k``; the inputs are clipped at 0 (mixtures are
+     in ``[0, 1]``).
+   * KernelPCA (RBF kernel, ``fit_inverse_transform=True``): the learned pre-image
+     of the code vector with only component ``k`` kept. The mean is implicit in
+     the pre-image (a zero code is the training mean in feature space), so nothing
+     is added. Inputs are scaled so that the median squared distance between
+     training rows is 1 and ``gamma=1``; scikit-learn reuses ``gamma`` for the
+     pre-image kernel on the codes, whose squared distances are at most 2, and this
+     scaling keeps both kernels informative. Outputs are scaled back.
+
+   Inputs are also divided by their overall standard deviation before FastICA,
+   NMF and SparsePCA (all scale-equivariant except SparsePCA's L1 penalty, whose
+   default ``alpha=1`` thereby means the same on images and ECG); outputs are
+   scaled back. Training rows are capped by a seeded subsample of ``max_rows``
+   rows (read from memory maps row by row, never loaded whole).
+
+2. **Per-signal delay embedding** (``fastica_embed``, ``nmf_embed``,
+   ``sparsepca_embed``, ``kernelpca_embed``; MESA only). Single-channel ICA /
+   singular-spectrum style: each segment is decomposed on its own, with no
+   training beyond storing the sampling rate. The segment is resampled with
+   ``scipy.signal.resample_poly`` (anti-aliasing filter) from 200 Hz to
+   ``target_rate`` (default 5 Hz: a breath of 2-8 s spans 10-40 samples, the heart
+   rate below 150 bpm stays under the 2.5 Hz Nyquist limit); its trajectory (Hankel)
+   matrix with ``window_seconds`` lags (default 10 s -> 50 lags, more than two
+   breaths) is decomposed into ``K`` components, the estimator being fitted on the
+   rows of that one matrix. Each component's trajectory matrix (``code_k x
+   component_k`` plus the same mean/offset share as above; the pre-image for
+   KernelPCA) is mapped back to a 1-D signal by anti-diagonal averaging and
+   resampled to the original rate and length. NMF sees the trajectory matrix minus
+   its minimum (the offset is returned as ``offset / K`` per candidate). A segment
+   that is flat or non-finite, or on which the estimator fails, gives NaN
+   candidates for that segment instead of an exception.
+
+The number of usable components is limited by the data: at most the number of
+rows (rows - 1 for the estimators that remove a mean) and of features; with
+fewer rows than ``n_components`` the methods return fewer candidates. scikit-learn
+``ConvergenceWarning``s are silenced: capped iterations are part of the budget.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, ClassVar
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.signal import resample_poly
+from sklearn.decomposition import NMF, PCA, FastICA, KernelPCA, SparsePCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import Pipeline, make_pipeline
+from threadpoolctl import threadpool_limits
+
+from methods.base import Method, Split, register
+
+#: Rows handed to ``separate``'s decomposition at once (bounds float64 temporaries).
+_CHUNK = 256
+#: Rows used to estimate the median pairwise distance (KernelPCA input scale).
+_SCALE_ROWS = 500
+
+
+# --------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class Family:
+    """How one scikit-learn estimator is built and fed.
+
+    Attributes
+    ----------
+    build : callable
+        ``build(n_components, max_iter, seed)`` -> unfitted estimator.
+    centered : bool
+        The estimator removes a mean (its centred rows have rank ``rows - 1``).
+    mean_share : bool
+        The reconstruction of a zero code is the data mean: each candidate carries
+        ``mean / K`` of it instead of all of it.
+    nonnegative : bool
+        The estimator needs non-negative inputs.
+    distance_scale : bool
+        Scale inputs to unit median squared distance (RBF kernel with ``gamma=1``)
+        instead of unit standard deviation.
+    max_rows : int
+        Default cap on training rows (dataset level).
+    max_iter : int or None
+        Default iteration cap (``None``: the estimator's own default).
+    """
+
+    build: Callable[[int, int | None, int], Any]
+    centered: bool
+    mean_share: bool
+    nonnegative: bool
+    distance_scale: bool
+    max_rows: int
+    max_iter: int | None
+
+
+def _fastica(k: int, max_iter: int | None, seed: int) -> Pipeline:
+    # FastICA whitens by projecting onto the top-k principal subspace with a full SVD
+    # of features x rows (about a minute for 2,000 images on 2 cores). The same
+    # projection by randomized PCA first, then FastICA (which whitens the k scores),
+    # is the same model at a fraction of the cost.
+    return make_pipeline(
+        PCA(k, svd_solver="auto", random_state=seed),
+        FastICA(k, whiten="unit-variance", max_iter=max_iter or 200, tol=1e-4, random_state=seed),
+    )
+
+
+def _nmf(k: int, max_iter: int | None, seed: int) -> NMF:
+    return NMF(k, init="nndsvda", solver="cd", max_iter=max_iter or 200, random_state=seed)
+
+
+def _sparsepca(k: int, max_iter: int | None, seed: int) -> SparsePCA:
+    # 'cd' is much faster than the default 'lars' with many features.
+    return SparsePCA(k, alpha=1.0, method="cd", max_iter=max_iter or 30, tol=1e-6, random_state=seed)
+
+
+def _kernelpca(k: int, max_iter: int | None, seed: int) -> KernelPCA:
+    return KernelPCA(
+        k, kernel="rbf", gamma=1.0, fit_inverse_transform=True, alpha=0.1,
+        max_iter=max_iter, random_state=seed,
+    )
+
+
+FAMILIES: dict[str, Family] = {
+    "fastica": Family(_fastica, centered=True, mean_share=True, nonnegative=False, distance_scale=False, max_rows=10000, max_iter=200),
+    "nmf": Family(_nmf, centered=False, mean_share=False, nonnegative=True, distance_scale=False, max_rows=6000, max_iter=200),
+    "sparsepca": Family(_sparsepca, centered=True, mean_share=True, nonnegative=False, distance_scale=False, max_rows=500, max_iter=20),
+    "kernelpca": Family(_kernelpca, centered=True, mean_share=False, nonnegative=False, distance_scale=True, max_rows=1500, max_iter=None),
+}
+
+
+# --------------------------------------------------------------------------- helpers
+def usable_components(family: Family, n_components: int, n_rows: int, n_features: int) -> int:
+    """Components the data supports: at most rows (rows - 1 if centred) and features, at least 1."""
+    return max(1, min(int(n_components), n_rows - int(family.centered), n_features))
+
+
+def input_scale(family: Family, rows: np.ndarray) -> float:
+    """Factor applied to the inputs before the decomposition (outputs are divided by it)."""
+    x = np.asarray(rows, dtype=np.float64)
+    if family.distance_scale:
+        x = x[:_SCALE_ROWS]
+        squared = np.sum(x**2, axis=1)
+        d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
+        d2 = d2[np.triu_indices(len(x), k=1)]
+        d2 = d2[d2 > 0]
+        median = float(np.median(d2)) if d2.size else 0.0
+        return 1.0 / np.sqrt(median) if median > 0 else 1.0
+    spread = float(np.std(x - x.mean(axis=0)))
+    return 1.0 / spread if spread > 0 else 1.0
+
+
+def fit_estimator(family: Family, rows: np.ndarray, n_components: int, max_iter: int | None, seed: int):
+    """Fit a fresh estimator of ``family`` on ``rows`` (already scaled); returns it."""
+    k = usable_components(family, n_components, *rows.shape)
+    estimator = family.build(k, max_iter, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(rows)
+    return estimator
+
+
+def component_parts(family: Family, estimator, rows: np.ndarray) -> np.ndarray:
+    """One reconstruction per component: ``(n, K, features)`` float64.
+
+    Part ``k`` is ``inverse_transform`` of the codes with all but code ``k`` set to
+    zero. Where a zero code maps to the data mean (``family.mean_share``: FastICA,
+    SparsePCA) each part holds the whole mean; it is replaced by ``mean / K`` so the
+    parts sum to the reconstruction.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        codes = estimator.transform(rows)
+    n, k = codes.shape
+    masked = np.zeros((n + 1, k), dtype=codes.dtype)  # the last row stays a zero code
+    parts = np.empty((n, k, rows.shape[1]), dtype=np.float64)
+    for j in range(k):
+        masked[:n] = 0.0
+        masked[:n, j] = codes[:, j]
+        reconstruction = np.asarray(estimator.inverse_transform(masked), dtype=np.float64)
+        parts[:, j] = reconstruction[:n]
+        if family.mean_share:
+            parts[:, j] -= (1.0 - 1.0 / k) * reconstruction[n]
+    return parts
+
+
+def hankel(signal: np.ndarray, window: int) -> np.ndarray:
+    """Trajectory matrix ``H[i, j] = signal[i + j]``, shape ``(len - window + 1, window)``."""
+    return np.lib.stride_tricks.sliding_window_view(np.asarray(signal), window)
+
+
+def diagonal_average(matrices: np.ndarray) -> np.ndarray:
+    """Anti-diagonal averaging (Hankelisation) of ``(..., rows, cols)`` matrices.
+
+    Returns ``(..., rows + cols - 1)``: entry ``t`` is the mean of ``M[i, j]`` over
+    ``i + j = t``; the inverse of :func:`hankel` on an exact trajectory matrix.
+    """
+    m = np.asarray(matrices, dtype=np.float64)
+    rows, cols = m.shape[-2:]
+    length = rows + cols - 1
+    batch = m.reshape(-1, rows, cols)
+    diagonal = (np.arange(rows)[:, None] + np.arange(cols)[None, :]).ravel()
+    index = (np.arange(len(batch))[:, None] * length + diagonal[None, :]).ravel()
+    sums = np.bincount(index, weights=batch.ravel(), minlength=len(batch) * length)
+    counts = np.bincount(diagonal, minlength=length)
+    return (sums.reshape(len(batch), length) / counts).reshape(*m.shape[:-2], length)
+
+
+def rate_ratio(sampling_rate: float, target_rate: float) -> tuple[int, int]:
+    """``(up, down)`` integers with ``up / down ~= target_rate / sampling_rate``."""
+    ratio = Fraction(float(target_rate) / float(sampling_rate)).limit_denominator(1000)
+    if ratio <= 0:
+        raise ValueError(f"target_rate must be positive, got {target_rate}")
+    return ratio.numerator, ratio.denominator
+
+
+def embed_parts(
+    signal: np.ndarray, family: Family, n_components: int, window: int, up: int, down: int,
+    max_iter: int | None, seed: int,
+) -> np.ndarray:
+    """Candidates ``(K, len(signal))`` of one segment; raises on degenerate input."""
+    x = np.asarray(signal, dtype=np.float64)
+    if not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+        raise ValueError("flat or non-finite segment")
+    low = resample_poly(x, up, down)
+    trajectory = np.array(hankel(low, window))
+    offset = float(trajectory.min()) if family.nonnegative else 0.0
+    trajectory -= offset
+    scale = input_scale(family, trajectory)
+    estimator = fit_estimator(family, trajectory * scale, n_components, max_iter, seed)
+    parts = component_parts(family, estimator, trajectory * scale) / scale  # (rows, K, window)
+    k = parts.shape[1]
+    low_parts = diagonal_average(parts.transpose(1, 0, 2)) + offset / k  # (K, len(low))
+    high = resample_poly(low_parts, down, up, axis=1)
+    if high.shape[1] < len(x):
+        high = np.pad(high, ((0, 0), (0, len(x) - high.shape[1])), mode="edge")
+    high = high[:, : len(x)]
+    if not np.all(np.isfinite(high)):
+        raise FloatingPointError("non-finite reconstruction")
+    return high
+
+
+def _embed_batch(
+    signals: np.ndarray, family: Family, n_components: int, window: int, up: int, down: int,
+    max_iter: int | None, seed: int, k: int,
+) -> np.ndarray:
+    """Candidates of a batch of segments; NaN rows where a segment fails."""
+    out = np.full((len(signals), k, signals.shape[1]), np.nan, dtype=np.float32)
+    # Small matrices: one BLAS thread is ~50x faster than two on busy cores.
+    with warnings.catch_warnings(), np.errstate(all="ignore"), threadpool_limits(1):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, signal in enumerate(signals):
+            try:
+                parts = embed_parts(signal, family, n_components, window, up, down, max_iter, seed)
+            except Exception:  # noqa: BLE001 - a failing segment gives NaN candidates
+                continue
+            out[i, : parts.shape[0]] = parts
+    return out
+
+
+# --------------------------------------------------------------------------- methods
+class _DatasetDecomposition(Method):
+    """Dataset-level decomposition: mixtures are rows, one candidate per component."""
+
+    family: ClassVar[str] = ""
+    suites = ("triangles", "mesa")
+
+    def __init__(
+        self, n_components: int = 3, max_rows: int | None = None, max_iter: int | None = None,
+        seed: int = 0,
+    ):
+        self.n_components = n_components
+        self.max_rows = max_rows
+        self.max_iter = max_iter
+        self.seed = seed
+
+    @classmethod
+    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
+        return dict(DATASET_PROFILES.get((cls.family, suite, profile), {}))
+
+    @property
+    def _family(self) -> Family:
+        return FAMILIES[self.family]
+
+    def _rows(self, mixtures: np.ndarray) -> np.ndarray:
+        rows = np.asarray(mixtures, dtype=np.float64).reshape(len(mixtures), -1)
+        return np.maximum(rows, 0.0) if self._family.nonnegative else rows
+
+    def fit(self, train: Split, valid: Split | None = None) -> _DatasetDecomposition:
+        cap = self.max_rows if self.max_rows is not None else self._family.max_rows
+        index = np.arange(len(train))
+        if len(index) > cap:
+            rng = np.random.default_rng(self.seed)
+            index = np.sort(rng.choice(len(index), int(cap), replace=False))
+        rows = self._rows(train.mixtures[index])
+        self.scale_ = input_scale(self._family, rows)
+        self.estimator_ = fit_estimator(self._family, rows * self.scale_, self.n_components, self.max_iter, self.seed)
+        return self
+
+    def separate(self, mixtures: np.ndarray) -> np.ndarray:
+        n, shape = len(mixtures), tuple(mixtures.shape[1:])
+        chunks = []
+        for first in range(0, n, _CHUNK):
+            rows = self._rows(mixtures[first : first + _CHUNK]) * self.scale_
+            chunks.append((component_parts(self._family, self.estimator_, rows) / self.scale_).astype(np.float32))
+        if not chunks:
+            k = usable_components(self._family, self.n_components, 2**31, int(np.prod(shape)))
+            return np.empty((0, k, *shape), dtype=np.float32)
+        parts = np.concatenate(chunks)
+        return parts.reshape(n, parts.shape[1], *shape)
+
+
+class _EmbeddingDecomposition(Method):
+    """Per-segment decomposition of the delay-embedded (Hankel) signal."""
+
+    family: ClassVar[str] = ""
+    suites = ("mesa",)
+    modalities = ("1d",)
+
+    def __init__(
+        self, n_components: int = 6, max_iter: int | None = None, seed: int = 0,
+        target_rate: float = 5.0, window_seconds: float = 10.0, n_jobs: int = 1,
+    ):
+        self.n_components = n_components
+        self.max_iter = max_iter
+        self.seed = seed
+        self.target_rate = target_rate
+        self.window_seconds = window_seconds
+        self.n_jobs = n_jobs
+
+    @classmethod
+    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
+        return dict(EMBED_PROFILES.get((cls.family, suite, profile), {}))
+
+    def fit(self, train: Split, valid: Split | None = None) -> _EmbeddingDecomposition:
+        if train.modality != "1d":
+            raise ValueError(f"{self.name} separates 1-D segments, got shape {train.mixtures.shape}")
+        if not train.sampling_rate:
+            raise ValueError(f"{self.name} needs the sampling rate of the segments")
+        self.sampling_rate_ = float(train.sampling_rate)
+        return self
+
+    def _geometry(self, length: int) -> tuple[int, int, int, int]:
+        """``(window, up, down, K)`` for segments of ``length`` samples."""
+        up, down = rate_ratio(self.sampling_rate_, self.target_rate)
+        n_low = -(-length * up // down)
+        window = int(round(self.window_seconds * self.target_rate))
+        window = max(2, min(window, n_low // 2))
+        k = usable_components(FAMILIES[self.family], self.n_components, n_low - window + 1, window)
+        return window, up, down, k
+
+    def separate(self, mixtures: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "sampling_rate_"):
+            raise RuntimeError(f"{self.name}.separate called before fit")
+        mixtures = np.asarray(mixtures, dtype=np.float32)
+        if mixtures.ndim != 2:
+            raise ValueError(f"{self.name} separates (n, L) segments, got shape {mixtures.shape}")
+        window, up, down, k = self._geometry(mixtures.shape[1])
+        args = (FAMILIES[self.family], self.n_components, window, up, down, self.max_iter, self.seed, k)
+        if self.n_jobs is not None and self.n_jobs != 1 and len(mixtures) > 1:
+            size = max(1, -(-len(mixtures) // (4 * abs(int(self.n_jobs)))))
+            parts = Parallel(n_jobs=self.n_jobs)(
+                delayed(_embed_batch)(mixtures[i : i + size], *args) for i in range(0, len(mixtures), size)
+            )
+            return np.concatenate(parts) if parts else np.empty((0, k, mixtures.shape[1]), np.float32)
+        return _embed_batch(mixtures, *args)
+
+
+# --------------------------------------------------------------------------- profiles
+# (family, suite, profile) -> parameters on top of the defaults. "quick" fits the
+# 2-core CPU budget (about a minute per method and suite input: 6,000 training
+# images + 2,000 to separate; ~200 training + ~300 segments to separate per MESA
+# input); "paper" allows larger caps; "tiny" is for the contract tests.
+DATASET_PROFILES: dict[tuple[str, str, str], dict[str, Any]] = {
+    # triangles: 64 x 64 images, two sources; K = 3 (the MEAE setting), the default.
+    ("fastica", "triangles", "quick"): dict(max_rows=6000, max_iter=200),
+    ("fastica", "triangles", "paper"): dict(max_rows=50_000, max_iter=400),
+    ("fastica", "triangles", "tiny"): dict(max_rows=200, max_iter=50),
+    ("nmf", "triangles", "quick"): dict(max_rows=6000, max_iter=200),
+    ("nmf", "triangles", "paper"): dict(max_rows=30_000, max_iter=400),
+    ("nmf", "triangles", "tiny"): dict(max_rows=200, max_iter=30),
+    ("sparsepca", "triangles", "quick"): dict(max_rows=1000, max_iter=20),
+    ("sparsepca", "triangles", "paper"): dict(max_rows=4000, max_iter=50),
+    ("sparsepca", "triangles", "tiny"): dict(max_rows=100, max_iter=3),
+    ("kernelpca", "triangles", "quick"): dict(max_rows=2500),
+    ("kernelpca", "triangles", "paper"): dict(max_rows=6000),
+    ("kernelpca", "triangles", "tiny"): dict(max_rows=100),
+    # mesa: one-minute segments of 12,288 samples; K = 6 components.
+    ("fastica", "mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
+    ("fastica", "mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
+    ("fastica", "mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=50),
+    ("nmf", "mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
+    ("nmf", "mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
+    ("nmf", "mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=30),
+    ("sparsepca", "mesa", "quick"): dict(n_components=6, max_rows=300, max_iter=15),
+    ("sparsepca", "mesa", "paper"): dict(n_components=8, max_rows=1000, max_iter=30),
+    ("sparsepca", "mesa", "tiny"): dict(n_components=6, max_rows=50, max_iter=3),
+    ("kernelpca", "mesa", "quick"): dict(n_components=6, max_rows=1500),
+    ("kernelpca", "mesa", "paper"): dict(n_components=8, max_rows=5000),
+    ("kernelpca", "mesa", "tiny"): dict(n_components=6, max_rows=100),
+}
+# Embedding variants: per segment, so caps are per segment (iterations) and the
+# window/rate, which set the trajectory matrix (rows x lags).
+EMBED_PROFILES: dict[tuple[str, str, str], dict[str, Any]] = {
+    ("fastica", "mesa", "quick"): dict(n_components=6, max_iter=200),
+    ("fastica", "mesa", "paper"): dict(n_components=8, max_iter=400),
+    ("fastica", "mesa", "tiny"): dict(n_components=4, max_iter=50),
+    ("nmf", "mesa", "quick"): dict(n_components=6, max_iter=200),
+    ("nmf", "mesa", "paper"): dict(n_components=8, max_iter=400),
+    ("nmf", "mesa", "tiny"): dict(n_components=4, max_iter=30),
+    ("sparsepca", "mesa", "quick"): dict(n_components=6, max_iter=10),
+    ("sparsepca", "mesa", "paper"): dict(n_components=8, max_iter=30),
+    ("sparsepca", "mesa", "tiny"): dict(n_components=4, max_iter=3),
+    ("kernelpca", "mesa", "quick"): dict(n_components=6),
+    ("kernelpca", "mesa", "paper"): dict(n_components=8),
+    ("kernelpca", "mesa", "tiny"): dict(n_components=4),
+}
+
+
+
+@register
+class FastICADataset(_DatasetDecomposition):
+    """FastICA over the dataset: codes independent across mixtures, candidate ``k`` is
+    ``code_k * mixing_k + mean / K``. Capped: training rows (``max_rows``, default 2,000:
+    whitening is an SVD of features x rows) and FastICA iterations (``max_iter``, 200)."""
+
+    name = "fastica"
+    family = "fastica"
+    description = "Dataset-level FastICA, one candidate per component (classical BSS, paper C.4/D.2)"
+
+
+@register
+class NMFDataset(_DatasetDecomposition):
+    """NMF over the dataset (``nndsvda`` init, coordinate descent): candidate ``k`` is
+    ``W_k H_k``. Capped: training rows (``max_rows``, default 6,000) and iterations
+    (``max_iter``, 200)."""
+
+    name = "nmf"
+    family = "nmf"
+    description = "Dataset-level NMF, one candidate per component (classical BSS, paper C.4/D.2)"
+
+
+@register
+class SparsePCADataset(_DatasetDecomposition):
+    """SparsePCA over the dataset (``alpha=1`` on unit-variance inputs, ``cd`` solver):
+    candidate ``k`` is ``code_k * component_k + mean / K``. Slow: capped training rows
+    (``max_rows``, default 500) and dictionary-learning iterations (``max_iter``, 20)."""
+
+    name = "sparsepca"
+    family = "sparsepca"
+    description = "Dataset-level SparsePCA, one candidate per component (classical BSS, paper C.4/D.2)"
+
+
+@register
+class KernelPCADataset(_DatasetDecomposition):
+    """RBF KernelPCA over the dataset: candidate ``k`` is the learned pre-image of the
+    codes with only component ``k`` kept. Memory and time grow with the square of the
+    training rows: capped at ``max_rows`` (default 1,500); ``max_iter`` caps ARPACK
+    (default: scikit-learn's)."""
+
+    name = "kernelpca"
+    family = "kernelpca"
+    description = "Dataset-level RBF KernelPCA with pre-images, one candidate per component (paper C.4/D.2)"
+
+
+@register
+class FastICAEmbedding(_EmbeddingDecomposition):
+    """Single-channel ICA: FastICA on each segment's delay embedding. No training;
+    capped: FastICA iterations per segment (``max_iter``, default 200)."""
+
+    name = "fastica_embed"
+    family = "fastica"
+    description = "FastICA of each segment's delay embedding at 5 Hz (single-channel ICA, paper D.2)"
+
+
+@register
+class NMFEmbedding(_EmbeddingDecomposition):
+    """NMF of each segment's delay embedding (minus its minimum). No training;
+    capped: NMF iterations per segment (``max_iter``, default 200)."""
+
+    name = "nmf_embed"
+    family = "nmf"
+    description = "NMF of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"
+
+
+@register
+class SparsePCAEmbedding(_EmbeddingDecomposition):
+    """SparsePCA of each segment's delay embedding. No training; capped:
+    dictionary-learning iterations per segment (``max_iter``, default 20)."""
+
+    name = "sparsepca_embed"
+    family = "sparsepca"
+    description = "SparsePCA of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"
+
+
+@register
+class KernelPCAEmbedding(_EmbeddingDecomposition):
+    """RBF KernelPCA of each segment's delay embedding, candidates from pre-images.
+    No training; the kernel matrix is rows x rows of one trajectory matrix (258 x 258
+    for one minute at 5 Hz with a 10 s window)."""
+
+    name = "kernelpca_embed"
+    family = "kernelpca"
+    description = "RBF KernelPCA of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"
