@@ -36,8 +36,22 @@ from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.respiration import coverage, rate_mae, rates
 from benchmark.source_choice import RESPIRATORY_BAND, choose_by_reference, choose_by_spectrum
 from benchmark.store import atomic_save_npz
-from benchmark.suites import BenchmarkError, CellOutcome, DataHandle, MethodFactory, Suite, SuiteOptions, fit_or_load, register_suite
-from datasets.mesa import NoUsableRecordingsError, PreprocessConfig, SegmentCache, build_segment_cache
+from benchmark.suites import (
+    BenchmarkError,
+    CellOutcome,
+    DataHandle,
+    MethodFactory,
+    Suite,
+    SuiteOptions,
+    fit_or_load,
+    register_suite,
+)
+from datasets.mesa import (
+    NoUsableRecordingsError,
+    PreprocessConfig,
+    SegmentCache,
+    build_segment_cache,
+)
 from datasets.synthetic_psg import CohortConfig, write_cohort
 from methods.base import Split
 

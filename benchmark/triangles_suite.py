@@ -21,7 +21,15 @@ import pandas as pd
 from benchmark.assignment import assign_by_mse
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.metrics import SSIM_SETTINGS, mse, ssim
-from benchmark.suites import CellOutcome, DataHandle, MethodFactory, Suite, SuiteOptions, fit_or_load, register_suite
+from benchmark.suites import (
+    CellOutcome,
+    DataHandle,
+    MethodFactory,
+    Suite,
+    SuiteOptions,
+    fit_or_load,
+    register_suite,
+)
 from datasets.triangles import TrianglesConfig, load_or_generate, split_indices
 from methods.base import Split
 

@@ -19,11 +19,54 @@ from torch.nn.utils.parametrizations import weight_norm
 
 
 def _layers(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
+    """Plain torch ``(Conv, BatchNorm, MaxPool)`` classes for 1-D or 2-D signals."""
     if dims == 1:
         return nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d
     if dims == 2:
         return nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d
     raise ValueError(f"dims must be 1 or 2, got {dims}")
+
+
+class _Layers:
+    """Layer factory for 1-D or 2-D signals.
+
+    1-D signals run as images of height 1 (kernels ``(1, k)``): oneDNN and cuDNN
+    have faster channels-last 2-D convolutions than 1-D ones (measured 1.5-1.8x
+    on a 2-core CPU), and the results are identical.
+    """
+
+    def __init__(self, dims: int) -> None:
+        if dims not in (1, 2):
+            raise ValueError(f"dims must be 1 or 2, got {dims}")
+        self.dims = dims
+
+    def _size(self, k: int) -> int | tuple[int, int]:
+        return k if self.dims == 2 else (1, k)
+
+    def conv(self, c_in: int, c_out: int, k: int, groups: int = 1) -> nn.Conv2d:
+        padding = k // 2 if self.dims == 2 else (0, k // 2)
+        return nn.Conv2d(c_in, c_out, self._size(k), padding=padding, groups=groups)
+
+    def batch_norm(self, channels: int) -> nn.BatchNorm2d:
+        return nn.BatchNorm2d(channels)
+
+    def pool(self) -> nn.MaxPool2d:
+        return nn.MaxPool2d(self._size(2))
+
+    def upsample(self) -> nn.Upsample:
+        return nn.Upsample(scale_factor=2 if self.dims == 2 else (1, 2), mode="nearest")
+
+
+def to_image(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """``(B, C, L)`` -> ``(B, C, 1, L)`` channels-last for 1-D; images pass through."""
+    if dims == 1:
+        x = x.unsqueeze(2)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def from_image(x: torch.Tensor, dims: int) -> torch.Tensor:
+    """Inverse of :func:`to_image` (drops the unit height of 1-D signals)."""
+    return x.squeeze(2) if dims == 1 else x
 
 
 @dataclass(frozen=True)
@@ -98,7 +141,8 @@ class MultiEncoder(nn.Module):
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
-        conv, batch_norm, max_pool = _layers(config.dims)
+        make = _Layers(config.dims)
+        self.dims = config.dims
         n, k = config.n_encoders, config.kernel_size
         layers: list[nn.Module] = []
         previous = config.in_channels
@@ -107,21 +151,22 @@ class MultiEncoder(nn.Module):
             # N*c channels is N independent encoders of the same input.
             groups = 1 if level == 0 else n
             layers += [
-                conv(previous, width, k, padding=k // 2, groups=groups),
+                make.conv(previous, width, k, groups=groups),
                 nn.ReLU(inplace=True),
-                batch_norm(width),
-                conv(width, width, k, padding=k // 2, groups=n),
+                make.batch_norm(width),
+                make.conv(width, width, k, groups=n),
                 nn.ReLU(inplace=True),
-                max_pool(2),
-                batch_norm(width),
+                make.pool(),
+                make.batch_norm(width),
             ]
             previous = width
         self.body = nn.Sequential(*layers)
-        self.encoding = conv(previous, config.hidden, 1, groups=n)
+        self.encoding = make.conv(previous, config.hidden, 1, groups=n)
         self.activation = nn.ReLU() if config.encoding_activation == "relu" else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.encoding(self.body(x)))
+        h = self.body(to_image(x, self.dims))
+        return from_image(self.activation(self.encoding(h)), self.dims)
 
 
 class Decoder(nn.Module):
@@ -129,36 +174,37 @@ class Decoder(nn.Module):
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
-        conv, batch_norm, _ = _layers(config.dims)
+        make = _Layers(config.dims)
+        self.dims = config.dims
         n, k = config.n_encoders, config.kernel_size
         widths = list(reversed(config.channels))
 
         def norm(width: int) -> nn.Module:
             if config.decoder_norm == "group":
                 return nn.GroupNorm(n, width)
-            return batch_norm(width)
+            return make.batch_norm(width)
 
-        self.input = conv(config.hidden, widths[0], 1)
+        self.input = make.conv(config.hidden, widths[0], 1)
         self.input_norm = norm(widths[0])
-        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.upsample = make.upsample()
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         previous = widths[0]
         for width in widths:
-            self.convs.append(conv(previous, width, k, padding=k // 2))
+            self.convs.append(make.conv(previous, width, k))
             self.norms.append(norm(width))
             previous = width
-        self.output = weight_norm(conv(previous, config.out_channels, 1))
+        self.output = weight_norm(make.conv(previous, config.out_channels, 1))
 
     def mixing_weights(self) -> list[torch.Tensor]:
         """Weights the sparse mixing loss acts on: every layer but the output."""
         return [self.input.weight, *(c.weight for c in self.convs)]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.input_norm(torch.relu(self.input(z)))
+        h = self.input_norm(torch.relu(self.input(to_image(z, self.dims))))
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = norm(torch.relu(conv(self.upsample(h))))
-        return self.output(h)
+        return from_image(self.output(h), self.dims)
 
 
 class MultiEncoderAutoencoder(nn.Module):

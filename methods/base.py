@@ -141,6 +141,9 @@ class Method(ABC):
     inputs : tuple of str or None
         Inputs the method is designed for (e.g. ``("ECG",)`` for an
         ECG-derived-respiration heuristic); ``None`` means any input.
+    profiles : dict
+        Parameters per ``(suite, profile)`` pair, on top of the defaults (see
+        :meth:`profile_params`).
     """
 
     name: ClassVar[str] = ""
@@ -150,6 +153,7 @@ class Method(ABC):
     modalities: ClassVar[tuple[Modality, ...]] = ("1d", "2d")
     device_support: ClassVar[str] = "none"
     inputs: ClassVar[tuple[str, ...] | None] = None
+    profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
 
     context: RunContext = RunContext()
     fit_info_: FitInfo | None = None
@@ -183,10 +187,11 @@ class Method(ABC):
     def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
         """Parameters a suite/profile pair sets on top of the defaults.
 
-        Override to give e.g. the paper's hyperparameters for ``profile="paper"``
-        and a reduced configuration for ``profile="quick"``.
+        By default the entry of :attr:`profiles`, e.g. the paper's
+        hyperparameters for ``("triangles", "paper")`` and a reduced configuration
+        for ``("triangles", "quick")``. Override for computed settings.
         """
-        return {}
+        return dict(cls.profiles.get((suite, profile), {}))
 
     def with_context(self, context: RunContext) -> Method:
         """Attach run-time settings (device, threads); returns ``self``."""
@@ -269,10 +274,10 @@ class Method(ABC):
         """
         return cls._save_state is not Method._save_state and cls._load_state is not Method._load_state
 
-    def _save_state(self, directory: Path) -> None:
+    def _save_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write fitted state (override); default: nothing to save."""
 
-    def _load_state(self, directory: Path) -> None:
+    def _load_state(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Read fitted state (override); default: nothing to load."""
 
     def __repr__(self) -> str:

@@ -92,9 +92,9 @@ class Family:
         ``build(n_components, max_iter, seed)`` -> unfitted estimator.
     centered : bool
         The estimator removes a mean (its centred rows have rank ``rows - 1``).
-    mean_share : bool
-        The reconstruction of a zero code is the data mean: each candidate carries
-        ``mean / K`` of it instead of all of it.
+    affine : bool
+        ``transform`` and ``inverse_transform`` are affine around a mean (see
+        :func:`component_parts` for how the mean is shared among the candidates).
     nonnegative : bool
         The estimator needs non-negative inputs.
     distance_scale : bool
@@ -108,7 +108,7 @@ class Family:
 
     build: Callable[[int, int | None, int], Any]
     centered: bool
-    mean_share: bool
+    affine: bool
     nonnegative: bool
     distance_scale: bool
     max_rows: int
@@ -143,10 +143,10 @@ def _kernelpca(k: int, max_iter: int | None, seed: int) -> KernelPCA:
 
 
 FAMILIES: dict[str, Family] = {
-    "fastica": Family(_fastica, centered=True, mean_share=True, nonnegative=False, distance_scale=False, max_rows=10000, max_iter=200),
-    "nmf": Family(_nmf, centered=False, mean_share=False, nonnegative=True, distance_scale=False, max_rows=6000, max_iter=200),
-    "sparsepca": Family(_sparsepca, centered=True, mean_share=True, nonnegative=False, distance_scale=False, max_rows=500, max_iter=20),
-    "kernelpca": Family(_kernelpca, centered=True, mean_share=False, nonnegative=False, distance_scale=True, max_rows=1500, max_iter=None),
+    "fastica": Family(_fastica, centered=True, affine=True, nonnegative=False, distance_scale=False, max_rows=10000, max_iter=200),
+    "nmf": Family(_nmf, centered=False, affine=False, nonnegative=True, distance_scale=False, max_rows=6000, max_iter=200),
+    "sparsepca": Family(_sparsepca, centered=True, affine=True, nonnegative=False, distance_scale=False, max_rows=500, max_iter=20),
+    "kernelpca": Family(_kernelpca, centered=True, affine=False, nonnegative=False, distance_scale=True, max_rows=1500, max_iter=None),
 }
 
 
@@ -185,23 +185,33 @@ def component_parts(family: Family, estimator, rows: np.ndarray) -> np.ndarray:
     """One reconstruction per component: ``(n, K, features)`` float64.
 
     Part ``k`` is ``inverse_transform`` of the codes with all but code ``k`` set to
-    zero. Where a zero code maps to the data mean (``family.mean_share``: FastICA,
-    SparsePCA) each part holds the whole mean; it is replaced by ``mean / K`` so the
-    parts sum to the reconstruction.
+    zero. For the affine estimators (``family.affine``: FastICA, SparsePCA, with
+    ``code(x) = W (x - m)`` and ``inverse(c) = A c + m``) the codes are taken from
+    the origin instead of the mean, ``u = W x = code(x) - code(0)``, so that each
+    component carries its own share of the mean, and part ``k`` is
+    ``A_k u_k + (m - A W m) / K``: the part of the mean outside the components'
+    span is split evenly. The parts sum to the reconstruction; in a noiseless linear
+    model ``x = sum_k a_k s_k`` part ``k`` is exactly ``a_k s_k``.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         codes = estimator.transform(rows)
+        origin = estimator.transform(np.zeros((1, rows.shape[1]))) if family.affine else None
     n, k = codes.shape
-    masked = np.zeros((n + 1, k), dtype=codes.dtype)  # the last row stays a zero code
+    offset = np.zeros(rows.shape[1])
+    if family.affine:
+        codes = codes - origin
+        mean, through_mean = np.asarray(
+            estimator.inverse_transform(np.vstack([np.zeros_like(origin), -origin])), dtype=np.float64
+        )
+        # inverse(mask_k(u)) = A_k u_k + m; remove m, add the even share of m - A W m.
+        offset = (2.0 * mean - through_mean) / k - mean
     parts = np.empty((n, k, rows.shape[1]), dtype=np.float64)
+    masked = np.zeros_like(codes)
     for j in range(k):
-        masked[:n] = 0.0
-        masked[:n, j] = codes[:, j]
-        reconstruction = np.asarray(estimator.inverse_transform(masked), dtype=np.float64)
-        parts[:, j] = reconstruction[:n]
-        if family.mean_share:
-            parts[:, j] -= (1.0 - 1.0 / k) * reconstruction[n]
+        masked[:] = 0.0
+        masked[:, j] = codes[:, j]
+        parts[:, j] = np.asarray(estimator.inverse_transform(masked), dtype=np.float64) + offset
     return parts
 
 

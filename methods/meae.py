@@ -80,6 +80,7 @@ class _NetworkMethod(Method):
         raise NotImplementedError
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
         x = x.unsqueeze(1)
         if self.network_.config.dims == 2:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -95,11 +96,9 @@ class _NetworkMethod(Method):
         if device == "cpu":
             torch.set_num_threads(max(1, self.context.n_threads))
         config = self._network_config(train)
-        network = MultiEncoderAutoencoder(config).to(device)
+        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN.
+        network = MultiEncoderAutoencoder(config).to(device, memory_format=torch.channels_last)
         self.encoding_shape_ = network.encoding_shape(train.signal_shape)
-        if config.dims == 2:
-            # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN.
-            network = network.to(memory_format=torch.channels_last)
         self.network_ = network
         self._forward = torch.compile(network) if self.compile_model else network
         self.n_parameters_ = count_parameters(network)
@@ -141,9 +140,7 @@ class _NetworkMethod(Method):
         config, state = load_torch_state(directory)
         network = MultiEncoderAutoencoder(NetworkConfig.from_dict(config["network"]))
         network.load_state_dict(state)
-        if network.config.dims == 2:
-            network = network.to(memory_format=torch.channels_last)
-        self.network_ = network.to(self.context.device).eval()
+        self.network_ = network.to(self.context.device, memory_format=torch.channels_last).eval()
         self._forward = self.network_
         self.encoding_shape_ = tuple(config["encoding_shape"])
         self.history_ = config.get("history")
@@ -180,6 +177,11 @@ class MEAE(_NetworkMethod):
     description = "Multi-encoder autoencoder (the paper's method): masking inference, blind"
     suites = ("triangles", "mesa")
     supervised = False
+    profiles = {
+        ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
+        ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
+        ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+    }
 
     def __init__(
         self, n_encoders: int = 3, channels: tuple[int, ...] = (24, 48, 96, 144), hidden: int = 96,
@@ -209,14 +211,6 @@ class MEAE(_NetworkMethod):
         self.compile_model = compile_model
         self.seed = seed
 
-    @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
-        table = {
-            ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
-            ("mesa", "paper"): MESA_PAPER, ("mesa", "quick"): MESA_QUICK,
-            ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "tiny"): MESA_TINY,
-        }
-        return dict(table.get((suite, profile), {}))
 
     def _network_config(self, train: Split) -> NetworkConfig:
         return NetworkConfig(

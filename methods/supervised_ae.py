@@ -56,6 +56,11 @@ class SupervisedAE(_NetworkMethod):
     description = "Supervised autoencoder trained on the true sources (upper reference, not blind)"
     suites = ("triangles", "mesa")
     supervised = True
+    profiles = {
+        ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
+        ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
+        ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+    }
 
     def __init__(
         self, channels: tuple[int, ...] = (24, 48, 96, 144), hidden: int = 96, kernel_size: int = 7,
@@ -78,14 +83,6 @@ class SupervisedAE(_NetworkMethod):
         self.compile_model = compile_model
         self.seed = seed
 
-    @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
-        table = {
-            ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
-            ("mesa", "paper"): MESA_PAPER, ("mesa", "quick"): MESA_QUICK,
-            ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "tiny"): MESA_TINY,
-        }
-        return dict(table.get((suite, profile), {}))
 
     def fit(self, train: Split, valid: Split | None = None) -> SupervisedAE:
         if train.targets is None:
