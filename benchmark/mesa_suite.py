@@ -34,7 +34,7 @@ import pandas as pd
 
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.respiration import coverage, rate_mae, rates
-from benchmark.source_choice import RESPIRATORY_BAND, choose_by_reference, choose_by_spectrum
+from benchmark.source_choice import RESPIRATORY_BAND, band_power_share, choose_by_reference, choose_by_spectrum
 from benchmark.store import atomic_save_npz
 from benchmark.suites import (
     BenchmarkError,
@@ -219,13 +219,17 @@ class MesaSuite(Suite):
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir / input_name if model_dir else None)
 
         start = time.perf_counter()
-        selection = np.asarray(selection_data[input_name][selection_rows], dtype=np.float32)
-        candidates = method.separate(selection)
-        k_outputs = candidates.shape[1]
-        candidate_rates = rates(candidates.reshape(-1, candidates.shape[-1]), SAMPLING_RATE, EDGE_CROP).reshape(len(selection_rows), k_outputs)
+        candidate_rates, band_shares = [], []
+        for first in range(0, len(selection_rows), CHUNK):
+            rows = selection_rows[first : first + CHUNK]
+            batch = method.separate(np.asarray(selection_data[input_name][rows], dtype=np.float32))
+            candidate_rates.append(rates(batch.reshape(-1, batch.shape[-1]), SAMPLING_RATE, EDGE_CROP).reshape(batch.shape[:2]))
+            band_shares.append(band_power_share(batch, SAMPLING_RATE))
+        candidate_rates = np.concatenate(candidate_rates)
+        k_outputs = candidate_rates.shape[1]
         nasal = reference[f"{selection_split}__nasal_pressure"][selection_rows]
         by_reference, reference_maes = choose_by_reference(candidate_rates, nasal)
-        by_spectrum, band_shares = choose_by_spectrum(candidates, SAMPLING_RATE)
+        by_spectrum, band_shares = choose_by_spectrum(np.concatenate(band_shares))
         rules = {"reference": by_reference} if k_outputs == 1 else {"reference": by_reference, "spectral": by_spectrum}
         select_seconds = time.perf_counter() - start
 

@@ -61,11 +61,11 @@ def choose_by_reference(candidate_rates: np.ndarray, reference_rates: np.ndarray
     return int(np.argmin(maes)), maes
 
 
-def choose_by_spectrum(candidates: np.ndarray, sampling_rate: float, band: tuple[float, float] = RESPIRATORY_BAND) -> tuple[int, list[float]]:
+def choose_by_spectrum(shares: np.ndarray) -> tuple[int, list[float]]:
     """Candidate with the largest mean respiratory-band power share over segments.
 
-    ``candidates`` is ``(n, K, L)``. Returns the index and every candidate's mean share.
+    ``shares`` is ``(n, K)``, from :func:`band_power_share` of the candidates.
+    Returns the index and every candidate's mean share.
     """
-    shares = band_power_share(candidates, sampling_rate, band)
     means = [float(np.nanmean(shares[:, k])) if np.isfinite(shares[:, k]).any() else -1.0 for k in range(shares.shape[1])]
     return int(np.argmax(means)), means

@@ -47,12 +47,12 @@ MESA_PAPER: dict[str, Any] = dict(
 )
 # 2-core CPU budget: about 60 s per fit (6,000 images of 64x64; ~200 segments of 12,288).
 TRIANGLES_QUICK: dict[str, Any] = dict(
-    TRIANGLES_PAPER, channels=(8, 16), kernel_size=3, disc_channels=16, epochs=3,
+    TRIANGLES_PAPER, channels=(8, 16), kernel_size=3, disc_channels=16, epochs=4,
     batch_size=64, lr=1e-3, disc_lr=1e-3, disc_steps=2,
 )
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32), kernel_size=5, disc_channels=16,
-    epochs=10, batch_size=16, lr=1e-3, disc_lr=1e-3, disc_steps=2,
+    epochs=20, batch_size=16, lr=1e-3, disc_lr=1e-3, disc_steps=2,
 )
 # Smoke tests: seconds.
 TRIANGLES_TINY: dict[str, Any] = dict(
@@ -93,6 +93,9 @@ class ConvEncoderBody(nn.Module):
 class ConvDecoderBody(nn.Module):
     """Per level (deep to shallow): upsample x2 -> conv -> ReLU -> batch norm; 1x1 output conv.
 
+    The last (full-resolution) level has no batch norm: the 1x1 output conv
+    follows directly, and a norm there is the costliest one on a CPU.
+
     Takes ``channels[-1]`` channels at the coarse resolution and returns
     ``out_channels`` logits at the input resolution.
     """
@@ -102,12 +105,14 @@ class ConvDecoderBody(nn.Module):
         conv, batch_norm, _ = _layers(dims)
         layers: list[nn.Module] = []
         previous = channels[-1]
-        for width in reversed(channels):
+        for level, width in enumerate(reversed(channels)):
             layers += [
                 nn.Upsample(scale_factor=2, mode="nearest"),
                 conv(previous, width, kernel_size, padding=kernel_size // 2),
-                nn.ReLU(inplace=True), batch_norm(width),
+                nn.ReLU(inplace=True),
             ]
+            if level < len(channels) - 1:  # no norm at full resolution (CPU cost)
+                layers.append(batch_norm(width))
             previous = width
         layers.append(conv(previous, out_channels, 1))
         self.body = nn.Sequential(*layers)

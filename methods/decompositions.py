@@ -14,42 +14,55 @@ separate registered method:
    (the other codes are set to zero, as MEAE masks encodings) and maps it back to
    signal space with the estimator's ``inverse_transform``:
 
-   * FastICA / SparsePCA (they remove a mean): ``code_k * component_k + mean / K``.
-     The mean is split evenly over the candidates (the same choice as the PCA
-     baseline) so that the candidates sum to the full reconstruction; no candidate
-     is favoured by carrying the whole mean.
-   * NMF (no mean): ``code_k * H_k``; the inputs are clipped at 0 (mixtures are
-     in ``[0, 1]``).
+   * FastICA / SparsePCA (affine: ``code(x) = W (x - m)``, ``inverse(c) = A c + m``):
+     candidate ``k`` is ``A_k u_k + (m - A W m) / K`` with the codes measured from
+     the origin, ``u = W x``. Each component thus carries its own share of the
+     mean (the projection of ``m`` on its column of ``A``) and only the part of the
+     mean outside the components' span is split evenly. The candidates sum to the
+     reconstruction, and in a noiseless linear model ``x = sum_k a_k s_k`` candidate
+     ``k`` is exactly ``a_k s_k`` (with ``code_k A_k + m / K``, the PCA baseline's
+     choice, every candidate would also carry ``1/K`` of the other sources' mean
+     images; with the full mean added, all of them). FastICA runs as randomized
+     PCA to ``K`` dimensions followed by FastICA: the same model as FastICA's own
+     whitening (a projection onto the top-``K`` principal subspace) without its full
+     SVD of features x rows.
+   * NMF (no mean): ``W_k H_k``; the inputs are clipped at 0 (mixtures are in
+     ``[0, 1]``).
    * KernelPCA (RBF kernel, ``fit_inverse_transform=True``): the learned pre-image
      of the code vector with only component ``k`` kept. The mean is implicit in
      the pre-image (a zero code is the training mean in feature space), so nothing
      is added. Inputs are scaled so that the median squared distance between
-     training rows is 1 and ``gamma=1``; scikit-learn reuses ``gamma`` for the
+     training rows is 1 and ``gamma=1``: scikit-learn reuses ``gamma`` for the
      pre-image kernel on the codes, whose squared distances are at most 2, and this
-     scaling keeps both kernels informative. Outputs are scaled back.
+     scaling keeps both kernels informative.
 
-   Inputs are also divided by their overall standard deviation before FastICA,
-   NMF and SparsePCA (all scale-equivariant except SparsePCA's L1 penalty, whose
-   default ``alpha=1`` thereby means the same on images and ECG); outputs are
+   Inputs of FastICA, NMF and SparsePCA are divided by their overall standard
+   deviation (the first two are scale-equivariant; SparsePCA's L1 penalty
+   ``alpha=1`` thereby means the same on images and on ECG). All outputs are
    scaled back. Training rows are capped by a seeded subsample of ``max_rows``
-   rows (read from memory maps row by row, never loaded whole).
+   rows, read from memory maps row by row, never loaded whole. Non-finite
+   mixtures are left out of the fit and get NaN candidates.
 
 2. **Per-signal delay embedding** (``fastica_embed``, ``nmf_embed``,
    ``sparsepca_embed``, ``kernelpca_embed``; MESA only). Single-channel ICA /
    singular-spectrum style: each segment is decomposed on its own, with no
    training beyond storing the sampling rate. The segment is resampled with
    ``scipy.signal.resample_poly`` (anti-aliasing filter) from 200 Hz to
-   ``target_rate`` (default 5 Hz: a breath of 2-8 s spans 10-40 samples, the heart
-   rate below 150 bpm stays under the 2.5 Hz Nyquist limit); its trajectory (Hankel)
-   matrix with ``window_seconds`` lags (default 10 s -> 50 lags, more than two
-   breaths) is decomposed into ``K`` components, the estimator being fitted on the
-   rows of that one matrix. Each component's trajectory matrix (``code_k x
-   component_k`` plus the same mean/offset share as above; the pre-image for
-   KernelPCA) is mapped back to a 1-D signal by anti-diagonal averaging and
-   resampled to the original rate and length. NMF sees the trajectory matrix minus
-   its minimum (the offset is returned as ``offset / K`` per candidate). A segment
+   ``target_rate`` (default 5 Hz: a breath of 2-8 s spans 10-40 samples and heart
+   rates below 150 bpm stay under the 2.5 Hz Nyquist limit); its trajectory (Hankel)
+   matrix with ``window_seconds`` of lags (default 10 s -> 50 lags, two or more
+   breaths; 258 rows for a one-minute segment) is decomposed into ``K`` components,
+   the estimator being fitted on the rows of that one matrix. Each component's
+   trajectory matrix (as above: ``A_k u_k`` plus its mean share; ``W_k H_k``; the
+   pre-image) is mapped back to a 1-D signal by anti-diagonal averaging and
+   resampled (``resample_poly``) to the original rate and length. A segment's
+   component order is arbitrary (FastICA, NMF) while the suite picks one candidate
+   index for all segments, so each segment's candidates are ordered by variance,
+   largest first, as SSA orders by eigenvalue. NMF sees the trajectory matrix minus
+   its minimum; that offset is returned as ``offset / K`` per candidate. A segment
    that is flat or non-finite, or on which the estimator fails, gives NaN
-   candidates for that segment instead of an exception.
+   candidates for that segment instead of an exception. ``n_jobs > 1`` spreads
+   segments over joblib workers.
 
 The number of usable components is limited by the data: at most the number of
 rows (rows - 1 for the estimators that remove a mean) and of features; with
@@ -66,7 +79,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs
 from scipy.signal import resample_poly
 from sklearn.decomposition import NMF, PCA, FastICA, KernelPCA, SparsePCA
 from sklearn.exceptions import ConvergenceWarning
@@ -89,7 +102,8 @@ class Family:
     Attributes
     ----------
     build : callable
-        ``build(n_components, max_iter, seed)`` -> unfitted estimator.
+        ``build(n_components, max_iter, seed)`` -> unfitted estimator (``max_iter``
+        already resolved: the family default replaces ``None``).
     centered : bool
         The estimator removes a mean (its centred rows have rank ``rows - 1``).
     affine : bool
@@ -122,17 +136,17 @@ def _fastica(k: int, max_iter: int | None, seed: int) -> Pipeline:
     # is the same model at a fraction of the cost.
     return make_pipeline(
         PCA(k, svd_solver="auto", random_state=seed),
-        FastICA(k, whiten="unit-variance", max_iter=max_iter or 200, tol=1e-4, random_state=seed),
+        FastICA(k, whiten="unit-variance", max_iter=max_iter, tol=1e-4, random_state=seed),
     )
 
 
 def _nmf(k: int, max_iter: int | None, seed: int) -> NMF:
-    return NMF(k, init="nndsvda", solver="cd", max_iter=max_iter or 200, random_state=seed)
+    return NMF(k, init="nndsvda", solver="cd", max_iter=max_iter, random_state=seed)
 
 
 def _sparsepca(k: int, max_iter: int | None, seed: int) -> SparsePCA:
     # 'cd' is much faster than the default 'lars' with many features.
-    return SparsePCA(k, alpha=1.0, method="cd", max_iter=max_iter or 30, tol=1e-6, random_state=seed)
+    return SparsePCA(k, alpha=1.0, method="cd", max_iter=max_iter, tol=1e-6, random_state=seed)
 
 
 def _kernelpca(k: int, max_iter: int | None, seed: int) -> KernelPCA:
@@ -174,7 +188,7 @@ def input_scale(family: Family, rows: np.ndarray) -> float:
 def fit_estimator(family: Family, rows: np.ndarray, n_components: int, max_iter: int | None, seed: int):
     """Fit a fresh estimator of ``family`` on ``rows`` (already scaled); returns it."""
     k = usable_components(family, n_components, *rows.shape)
-    estimator = family.build(k, max_iter, seed)
+    estimator = family.build(k, family.max_iter if max_iter is None else int(max_iter), seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.fit(rows)
@@ -262,6 +276,9 @@ def embed_parts(
     parts = component_parts(family, estimator, trajectory * scale) / scale  # (rows, K, window)
     k = parts.shape[1]
     low_parts = diagonal_average(parts.transpose(1, 0, 2)) + offset / k  # (K, len(low))
+    # Each segment has its own decomposition, whose component order is arbitrary
+    # (FastICA, NMF): order by variance, largest first, as SSA orders by eigenvalue.
+    low_parts = low_parts[np.argsort(-low_parts.var(axis=1), kind="stable")]
     high = resample_poly(low_parts, down, up, axis=1)
     if high.shape[1] < len(x):
         high = np.pad(high, ((0, 0), (0, len(x) - high.shape[1])), mode="edge")
@@ -290,6 +307,71 @@ def _embed_batch(
     return out
 
 
+# --------------------------------------------------------------------------- profiles
+# family -> (suite, profile) -> parameters on top of the defaults. "quick" fits the
+# 2-core CPU budget (about a minute per method and suite input: 6,000 training
+# images + 2,000 to separate; ~200 training + ~300 segments to separate per MESA
+# input); "paper" allows larger caps; "tiny" is for the contract tests.
+# triangles: K = 3 (the MEAE setting, the default); mesa: K = 6 (quick) or 8 (paper).
+DATASET_PROFILES: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+    "fastica": {
+        ("triangles", "quick"): dict(max_rows=6000, max_iter=200),
+        ("triangles", "paper"): dict(max_rows=50_000, max_iter=400),
+        ("triangles", "tiny"): dict(max_rows=200, max_iter=50),
+        ("mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
+        ("mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
+        ("mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=50),
+    },
+    "nmf": {
+        ("triangles", "quick"): dict(max_rows=6000, max_iter=200),
+        ("triangles", "paper"): dict(max_rows=30_000, max_iter=400),
+        ("triangles", "tiny"): dict(max_rows=200, max_iter=30),
+        ("mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
+        ("mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
+        ("mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=30),
+    },
+    "sparsepca": {
+        ("triangles", "quick"): dict(max_rows=1000, max_iter=20),
+        ("triangles", "paper"): dict(max_rows=4000, max_iter=50),
+        ("triangles", "tiny"): dict(max_rows=100, max_iter=3),
+        ("mesa", "quick"): dict(n_components=6, max_rows=300, max_iter=25),
+        ("mesa", "paper"): dict(n_components=8, max_rows=1000, max_iter=30),
+        ("mesa", "tiny"): dict(n_components=6, max_rows=50, max_iter=3),
+    },
+    "kernelpca": {
+        ("triangles", "quick"): dict(max_rows=2500),
+        ("triangles", "paper"): dict(max_rows=6000),
+        ("triangles", "tiny"): dict(max_rows=100),
+        ("mesa", "quick"): dict(n_components=6, max_rows=1500),
+        ("mesa", "paper"): dict(n_components=8, max_rows=5000),
+        ("mesa", "tiny"): dict(n_components=6, max_rows=100),
+    },
+}
+# Embedding variants: per segment, so the caps are per segment (iterations).
+EMBED_PROFILES: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+    "fastica": {
+        ("mesa", "quick"): dict(n_components=6, max_iter=200),
+        ("mesa", "paper"): dict(n_components=8, max_iter=400),
+        ("mesa", "tiny"): dict(n_components=4, max_iter=50),
+    },
+    "nmf": {
+        ("mesa", "quick"): dict(n_components=6, max_iter=200),
+        ("mesa", "paper"): dict(n_components=8, max_iter=400),
+        ("mesa", "tiny"): dict(n_components=4, max_iter=30),
+    },
+    "sparsepca": {
+        ("mesa", "quick"): dict(n_components=6, max_iter=20),
+        ("mesa", "paper"): dict(n_components=8, max_iter=30),
+        ("mesa", "tiny"): dict(n_components=4, max_iter=3),
+    },
+    "kernelpca": {
+        ("mesa", "quick"): dict(n_components=6),
+        ("mesa", "paper"): dict(n_components=8),
+        ("mesa", "tiny"): dict(n_components=4),
+    },
+}
+
+
 # --------------------------------------------------------------------------- methods
 class _DatasetDecomposition(Method):
     """Dataset-level decomposition: mixtures are rows, one candidate per component."""
@@ -306,10 +388,6 @@ class _DatasetDecomposition(Method):
         self.max_iter = max_iter
         self.seed = seed
 
-    @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
-        return dict(DATASET_PROFILES.get((cls.family, suite, profile), {}))
-
     @property
     def _family(self) -> Family:
         return FAMILIES[self.family]
@@ -325,21 +403,24 @@ class _DatasetDecomposition(Method):
             rng = np.random.default_rng(self.seed)
             index = np.sort(rng.choice(len(index), int(cap), replace=False))
         rows = self._rows(train.mixtures[index])
+        rows = rows[np.all(np.isfinite(rows), axis=1)]
+        if len(rows) < 2:
+            raise ValueError(f"{self.name} needs at least 2 finite training mixtures, got {len(rows)}")
         self.scale_ = input_scale(self._family, rows)
         self.estimator_ = fit_estimator(self._family, rows * self.scale_, self.n_components, self.max_iter, self.seed)
+        self.n_candidates_ = usable_components(self._family, self.n_components, *rows.shape)
         return self
 
     def separate(self, mixtures: np.ndarray) -> np.ndarray:
         n, shape = len(mixtures), tuple(mixtures.shape[1:])
-        chunks = []
+        out = np.full((n, self.n_candidates_, int(np.prod(shape))), np.nan, dtype=np.float32)
         for first in range(0, n, _CHUNK):
-            rows = self._rows(mixtures[first : first + _CHUNK]) * self.scale_
-            chunks.append((component_parts(self._family, self.estimator_, rows) / self.scale_).astype(np.float32))
-        if not chunks:
-            k = usable_components(self._family, self.n_components, 2**31, int(np.prod(shape)))
-            return np.empty((0, k, *shape), dtype=np.float32)
-        parts = np.concatenate(chunks)
-        return parts.reshape(n, parts.shape[1], *shape)
+            rows = self._rows(mixtures[first : first + _CHUNK])
+            finite = np.flatnonzero(np.all(np.isfinite(rows), axis=1))  # others stay NaN
+            if len(finite):
+                parts = component_parts(self._family, self.estimator_, rows[finite] * self.scale_)
+                out[first + finite] = parts / self.scale_
+        return out.reshape(n, self.n_candidates_, *shape)
 
 
 class _EmbeddingDecomposition(Method):
@@ -359,10 +440,6 @@ class _EmbeddingDecomposition(Method):
         self.target_rate = target_rate
         self.window_seconds = window_seconds
         self.n_jobs = n_jobs
-
-    @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
-        return dict(EMBED_PROFILES.get((cls.family, suite, profile), {}))
 
     def fit(self, train: Split, valid: Split | None = None) -> _EmbeddingDecomposition:
         if train.modality != "1d":
@@ -389,8 +466,9 @@ class _EmbeddingDecomposition(Method):
             raise ValueError(f"{self.name} separates (n, L) segments, got shape {mixtures.shape}")
         window, up, down, k = self._geometry(mixtures.shape[1])
         args = (FAMILIES[self.family], self.n_components, window, up, down, self.max_iter, self.seed, k)
-        if self.n_jobs is not None and self.n_jobs != 1 and len(mixtures) > 1:
-            size = max(1, -(-len(mixtures) // (4 * abs(int(self.n_jobs)))))
+        workers = effective_n_jobs(self.n_jobs)
+        if workers > 1 and len(mixtures) > 1:
+            size = max(1, -(-len(mixtures) // (4 * workers)))
             parts = Parallel(n_jobs=self.n_jobs)(
                 delayed(_embed_batch)(mixtures[i : i + size], *args) for i in range(0, len(mixtures), size)
             )
@@ -398,88 +476,41 @@ class _EmbeddingDecomposition(Method):
         return _embed_batch(mixtures, *args)
 
 
-# --------------------------------------------------------------------------- profiles
-# (family, suite, profile) -> parameters on top of the defaults. "quick" fits the
-# 2-core CPU budget (about a minute per method and suite input: 6,000 training
-# images + 2,000 to separate; ~200 training + ~300 segments to separate per MESA
-# input); "paper" allows larger caps; "tiny" is for the contract tests.
-DATASET_PROFILES: dict[tuple[str, str, str], dict[str, Any]] = {
-    # triangles: 64 x 64 images, two sources; K = 3 (the MEAE setting), the default.
-    ("fastica", "triangles", "quick"): dict(max_rows=6000, max_iter=200),
-    ("fastica", "triangles", "paper"): dict(max_rows=50_000, max_iter=400),
-    ("fastica", "triangles", "tiny"): dict(max_rows=200, max_iter=50),
-    ("nmf", "triangles", "quick"): dict(max_rows=6000, max_iter=200),
-    ("nmf", "triangles", "paper"): dict(max_rows=30_000, max_iter=400),
-    ("nmf", "triangles", "tiny"): dict(max_rows=200, max_iter=30),
-    ("sparsepca", "triangles", "quick"): dict(max_rows=1000, max_iter=20),
-    ("sparsepca", "triangles", "paper"): dict(max_rows=4000, max_iter=50),
-    ("sparsepca", "triangles", "tiny"): dict(max_rows=100, max_iter=3),
-    ("kernelpca", "triangles", "quick"): dict(max_rows=2500),
-    ("kernelpca", "triangles", "paper"): dict(max_rows=6000),
-    ("kernelpca", "triangles", "tiny"): dict(max_rows=100),
-    # mesa: one-minute segments of 12,288 samples; K = 6 components.
-    ("fastica", "mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
-    ("fastica", "mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
-    ("fastica", "mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=50),
-    ("nmf", "mesa", "quick"): dict(n_components=6, max_rows=2000, max_iter=200),
-    ("nmf", "mesa", "paper"): dict(n_components=8, max_rows=10_000, max_iter=400),
-    ("nmf", "mesa", "tiny"): dict(n_components=6, max_rows=100, max_iter=30),
-    ("sparsepca", "mesa", "quick"): dict(n_components=6, max_rows=300, max_iter=15),
-    ("sparsepca", "mesa", "paper"): dict(n_components=8, max_rows=1000, max_iter=30),
-    ("sparsepca", "mesa", "tiny"): dict(n_components=6, max_rows=50, max_iter=3),
-    ("kernelpca", "mesa", "quick"): dict(n_components=6, max_rows=1500),
-    ("kernelpca", "mesa", "paper"): dict(n_components=8, max_rows=5000),
-    ("kernelpca", "mesa", "tiny"): dict(n_components=6, max_rows=100),
-}
-# Embedding variants: per segment, so caps are per segment (iterations) and the
-# window/rate, which set the trajectory matrix (rows x lags).
-EMBED_PROFILES: dict[tuple[str, str, str], dict[str, Any]] = {
-    ("fastica", "mesa", "quick"): dict(n_components=6, max_iter=200),
-    ("fastica", "mesa", "paper"): dict(n_components=8, max_iter=400),
-    ("fastica", "mesa", "tiny"): dict(n_components=4, max_iter=50),
-    ("nmf", "mesa", "quick"): dict(n_components=6, max_iter=200),
-    ("nmf", "mesa", "paper"): dict(n_components=8, max_iter=400),
-    ("nmf", "mesa", "tiny"): dict(n_components=4, max_iter=30),
-    ("sparsepca", "mesa", "quick"): dict(n_components=6, max_iter=10),
-    ("sparsepca", "mesa", "paper"): dict(n_components=8, max_iter=30),
-    ("sparsepca", "mesa", "tiny"): dict(n_components=4, max_iter=3),
-    ("kernelpca", "mesa", "quick"): dict(n_components=6),
-    ("kernelpca", "mesa", "paper"): dict(n_components=8),
-    ("kernelpca", "mesa", "tiny"): dict(n_components=4),
-}
-
-
-
 @register
 class FastICADataset(_DatasetDecomposition):
-    """FastICA over the dataset: codes independent across mixtures, candidate ``k`` is
-    ``code_k * mixing_k + mean / K``. Capped: training rows (``max_rows``, default 2,000:
-    whitening is an SVD of features x rows) and FastICA iterations (``max_iter``, 200)."""
+    """FastICA over the dataset (randomized-PCA whitening): codes independent across
+    mixtures, candidate ``k`` is ``A_k u_k`` plus its mean share (module docstring).
+    Capped: training rows (``max_rows``, seeded subsample, default 10,000) and FastICA
+    iterations (``max_iter``, default 200)."""
 
     name = "fastica"
     family = "fastica"
+    profiles = DATASET_PROFILES["fastica"]
     description = "Dataset-level FastICA, one candidate per component (classical BSS, paper C.4/D.2)"
 
 
 @register
 class NMFDataset(_DatasetDecomposition):
     """NMF over the dataset (``nndsvda`` init, coordinate descent): candidate ``k`` is
-    ``W_k H_k``. Capped: training rows (``max_rows``, default 6,000) and iterations
-    (``max_iter``, 200)."""
+    ``W_k H_k``. Capped: training rows (``max_rows``, seeded subsample, default 6,000)
+    and iterations (``max_iter``, default 200)."""
 
     name = "nmf"
     family = "nmf"
+    profiles = DATASET_PROFILES["nmf"]
     description = "Dataset-level NMF, one candidate per component (classical BSS, paper C.4/D.2)"
 
 
 @register
 class SparsePCADataset(_DatasetDecomposition):
     """SparsePCA over the dataset (``alpha=1`` on unit-variance inputs, ``cd`` solver):
-    candidate ``k`` is ``code_k * component_k + mean / K``. Slow: capped training rows
-    (``max_rows``, default 500) and dictionary-learning iterations (``max_iter``, 20)."""
+    candidate ``k`` is ``A_k u_k`` plus its mean share (module docstring). Slow (one
+    lasso per pixel/sample and iteration): capped training rows (``max_rows``, seeded
+    subsample, default 500) and dictionary-learning iterations (``max_iter``, default 20)."""
 
     name = "sparsepca"
     family = "sparsepca"
+    profiles = DATASET_PROFILES["sparsepca"]
     description = "Dataset-level SparsePCA, one candidate per component (classical BSS, paper C.4/D.2)"
 
 
@@ -487,11 +518,12 @@ class SparsePCADataset(_DatasetDecomposition):
 class KernelPCADataset(_DatasetDecomposition):
     """RBF KernelPCA over the dataset: candidate ``k`` is the learned pre-image of the
     codes with only component ``k`` kept. Memory and time grow with the square of the
-    training rows: capped at ``max_rows`` (default 1,500); ``max_iter`` caps ARPACK
-    (default: scikit-learn's)."""
+    training rows: capped at ``max_rows`` (seeded subsample, default 1,500);
+    ``max_iter`` caps ARPACK (default: scikit-learn's)."""
 
     name = "kernelpca"
     family = "kernelpca"
+    profiles = DATASET_PROFILES["kernelpca"]
     description = "Dataset-level RBF KernelPCA with pre-images, one candidate per component (paper C.4/D.2)"
 
 
@@ -502,6 +534,7 @@ class FastICAEmbedding(_EmbeddingDecomposition):
 
     name = "fastica_embed"
     family = "fastica"
+    profiles = EMBED_PROFILES["fastica"]
     description = "FastICA of each segment's delay embedding at 5 Hz (single-channel ICA, paper D.2)"
 
 
@@ -512,6 +545,7 @@ class NMFEmbedding(_EmbeddingDecomposition):
 
     name = "nmf_embed"
     family = "nmf"
+    profiles = EMBED_PROFILES["nmf"]
     description = "NMF of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"
 
 
@@ -522,6 +556,7 @@ class SparsePCAEmbedding(_EmbeddingDecomposition):
 
     name = "sparsepca_embed"
     family = "sparsepca"
+    profiles = EMBED_PROFILES["sparsepca"]
     description = "SparsePCA of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"
 
 
@@ -533,4 +568,5 @@ class KernelPCAEmbedding(_EmbeddingDecomposition):
 
     name = "kernelpca_embed"
     family = "kernelpca"
+    profiles = EMBED_PROFILES["kernelpca"]
     description = "RBF KernelPCA of each segment's delay embedding at 5 Hz (single-channel BSS, paper D.2)"

@@ -21,10 +21,10 @@ class PCAMethod(Method):
         self.seed = seed
 
     def fit(self, train: Split, valid: Split | None = None) -> "PCAMethod":
-        rows = np.asarray(train.mixtures, dtype=np.float32).reshape(len(train), -1)
-        rng = np.random.default_rng(self.seed)
-        if len(rows) > self.max_rows:
-            rows = rows[rng.choice(len(rows), self.max_rows, replace=False)]
+        index = np.arange(len(train))
+        if len(index) > self.max_rows:  # seeded subsample, taken before reading the data
+            index = np.sort(np.random.default_rng(self.seed).choice(index, self.max_rows, replace=False))
+        rows = np.asarray(train.mixtures[index], dtype=np.float32).reshape(len(index), -1)
         k = min(self.n_components, *rows.shape)  # PCA cannot find more components than rows
         self.pca_ = PCA(k, random_state=self.seed).fit(rows)
         return self

@@ -47,12 +47,12 @@ MESA_PAPER: dict[str, Any] = dict(
 )
 # 2-core CPU budget: about 60 s per fit (6,000 images of 64x64; ~200 segments of 12,288).
 TRIANGLES_QUICK: dict[str, Any] = dict(
-    TRIANGLES_PAPER, channels=(8, 16, 16), latent=16, kernel_size=3, epochs=3, batch_size=64,
+    TRIANGLES_PAPER, channels=(4, 8, 16), latent=16, kernel_size=3, epochs=3, batch_size=64,
     warmup_epochs=1,
 )
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32, 32), latent=16, kernel_size=5,
-    epochs=10, batch_size=16, warmup_epochs=3,
+    epochs=7, batch_size=16, warmup_epochs=2,
 )
 # Smoke tests: seconds.
 TRIANGLES_TINY: dict[str, Any] = dict(
