@@ -67,7 +67,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     # fallback is a larger cohort for GPU runs.
     "paper": {"cohort": {"subjects": 120, "minutes": 60.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
     # 2-core CPU budget (one seed of the whole suite within 20 minutes).
-    "quick": {"cohort": {"subjects": 16, "minutes": 20.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
+    "quick": {"cohort": {"subjects": 12, "minutes": 15.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
     "tiny": {"cohort": {"subjects": 4, "minutes": 3.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.34, "data_seed": 0},
 }
 

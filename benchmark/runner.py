@@ -139,16 +139,19 @@ def resolve_methods(suite: str, modality: str, names: list[str] | None, device: 
 
 
 def plan_cells(suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]]) -> list[CellSpec]:
-    """Every (method, seed) cell with parameters = defaults < profile < overrides < seed."""
+    """Every (method, seed) cell with parameters = defaults < profile < overrides < seed.
+
+    A method without a ``seed`` parameter is deterministic: it gets one cell (the
+    first seed), since every seed would give the same numbers.
+    """
     registry = methods.discover()
     cells = []
     for name in method_names:
         cls = registry[name]
         own = overrides.get(name, {})
-        for seed in seeds:
-            params = {**cls.default_params(), **cls.profile_params(suite, profile), **own}
-            if "seed" in params:
-                params["seed"] = seed
+        base = {**cls.default_params(), **cls.profile_params(suite, profile), **own}
+        for seed in seeds if "seed" in base else seeds[:1]:
+            params = {**base, "seed": seed} if "seed" in base else base
             cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own)))
     return cells
 

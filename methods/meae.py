@@ -48,8 +48,8 @@ TRIANGLES_QUICK: dict[str, Any] = dict(
     batch_size=64, lr_step_epochs=9,
 )
 MESA_QUICK: dict[str, Any] = dict(
-    MESA_PAPER, channels=(16, 16, 32, 32, 64, 64, 128, 128), hidden=64, kernel_size=5,
-    epochs=8, batch_size=32,
+    MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5,
+    epochs=30, batch_size=16,
 )
 
 # Smoke-test configurations (contract tests, CI): seconds on a CPU.

@@ -27,8 +27,8 @@ TRIANGLES_QUICK: dict[str, Any] = dict(
     batch_size=64, lr_step_epochs=0,
 )
 MESA_QUICK: dict[str, Any] = dict(
-    MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5, epochs=8,
-    batch_size=32,
+    MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5, epochs=20,
+    batch_size=16,
 )
 
 TRIANGLES_TINY: dict[str, Any] = dict(TRIANGLES_QUICK, channels=(4, 4, 8, 8), hidden=8, kernel_size=3, epochs=1, batch_size=32)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._networks import _layers, count_parameters
+from methods._networks import _Layers, count_parameters, from_image, to_image
 from methods._training import (
     BatchSource,
     autocast,
@@ -52,7 +52,7 @@ TRIANGLES_QUICK: dict[str, Any] = dict(
 )
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32, 32), latent=16, kernel_size=5,
-    epochs=7, batch_size=16, warmup_epochs=2,
+    epochs=15, batch_size=16, warmup_epochs=4,
 )
 # Smoke tests: seconds.
 TRIANGLES_TINY: dict[str, Any] = dict(
@@ -103,28 +103,30 @@ class VAEBSSNetwork(nn.Module):
     def __init__(self, config: dict) -> None:
         super().__init__()
         self.config = dict(config, channels=list(config["channels"]), signal_shape=list(config["signal_shape"]))
-        dims, channels = config["dims"], list(config["channels"])
-        self.coarse = check_divisible(config["signal_shape"], len(channels))
-        flat = channels[-1] * math.prod(self.coarse)
-        _, batch_norm, _ = _layers(dims)
+        self.dims = dims = config["dims"]
+        channels = list(config["channels"])
+        coarse = check_divisible(config["signal_shape"], len(channels))
+        self.coarse = coarse if dims == 2 else (1, *coarse)  # image layout (1-D: height 1)
+        flat = channels[-1] * math.prod(coarse)
         self.n_sources, self.latent = config["n_sources"], config["latent"]
         self.encoder_body = ConvEncoderBody(dims, 1, channels, config["kernel_size"])
         self.posterior = nn.Linear(flat, 2 * self.n_sources * self.latent)
         self.from_latent = nn.Linear(self.latent, flat)
-        self.decoder_norm = batch_norm(channels[-1])
+        self.decoder_norm = _Layers(dims).batch_norm(channels[-1])
         self.decoder_body = ConvDecoderBody(dims, channels, config["kernel_size"], 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior means and log-variances, each ``(B, K, latent)``."""
-        stats = self.posterior(self.encoder_body(x).flatten(1)).view(x.shape[0], 2, self.n_sources, self.latent)
+        """Posterior means and log-variances, each ``(B, K, latent)``, of inputs ``(B, 1, *shape)``."""
+        h = self.encoder_body(to_image(x, self.dims)).flatten(1)
+        stats = self.posterior(h).view(x.shape[0], 2, self.n_sources, self.latent)
         return stats[:, 0], stats[:, 1].clamp(*LOGVAR_RANGE)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Source logits ``(B, K, *shape)`` from latents ``(B, K, latent)``: one decoder batch of B*K."""
         batch, k = z.shape[:2]
-        h = self.from_latent(z.reshape(batch * k, self.latent))
-        h = self.decoder_norm(torch.relu(h.view(batch * k, -1, *self.coarse)))
-        out = self.decoder_body(h)
+        h = self.from_latent(z.reshape(batch * k, self.latent)).view(batch * k, -1, *self.coarse)
+        h = self.decoder_norm(torch.relu(h).contiguous(memory_format=torch.channels_last))
+        out = from_image(self.decoder_body(h), self.dims)  # (B*K, 1, *shape)
         return out.reshape(batch, k, *out.shape[2:])
 
     def forward(self, x: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,6 +165,8 @@ class VAEBSS(Method):
       denominator positive.
     * Log-variances are clamped to [-12, 8] for numerical safety; ``valid`` is
       not used.
+    * 1-D signals run as height-1 channels-last 2-D convolutions (as in
+      :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
 
     Parameters
     ----------
@@ -194,6 +198,7 @@ class VAEBSS(Method):
     suites = ("triangles", "mesa")
     supervised = False
     device_support = "optional"
+    profiles = PROFILES
     mask: ClassVar[bool] = False
 
     def __init__(
@@ -216,21 +221,14 @@ class VAEBSS(Method):
         self.amp = amp
         self.seed = seed
 
-    @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
-        return dict(PROFILES.get((suite, profile), {}))
-
     # ------------------------------------------------------------------ plumbing
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.unsqueeze(1)
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
+        return x.unsqueeze(1)
 
     def _install(self, network: VAEBSSNetwork) -> None:
-        if network.config["dims"] == 2:
-            network = network.to(memory_format=torch.channels_last)
-        self.network_ = network.to(self.context.device)
+        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN
+        self.network_ = network.to(self.context.device, memory_format=torch.channels_last)
         self.n_parameters_ = count_parameters(network)
 
     def setup(self, train: Split) -> torch.optim.Optimizer:
@@ -319,7 +317,11 @@ class VAEBSS(Method):
 
     # ------------------------------------------------------------- persistence
     def _save_state(self, directory: Path) -> None:
-        save_torch_state(directory, {"network": self.network_.config}, self.network_.state_dict())
+        save_torch_state(
+            directory,
+            {"network": self.network_.config, "history": getattr(self, "history_", None)},
+            self.network_.state_dict(),
+        )
 
     def _load_state(self, directory: Path) -> None:
         config, state = load_torch_state(directory)
@@ -327,6 +329,7 @@ class VAEBSS(Method):
         network.load_state_dict(state)
         self._install(network)
         self.network_.eval()
+        self.history_ = config.get("history")
 
 
 @register

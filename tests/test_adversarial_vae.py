@@ -119,7 +119,7 @@ def test_discriminator_learns_strong_dependence_on_fixed_batch():
         loss.backward()
         optimizer.step()
     after = evaluate()
-    assert after < before - 0.2, (before, after)
+    assert after < 0.3, (before, after)
     # the separator's term is the flipped-label loss: it grows as the discriminator wins
     with torch.no_grad():
         adversarial = separator_adversarial_loss(disc, z, torch.Generator().manual_seed(3))
@@ -149,11 +149,12 @@ def test_adversarial_separate_is_masked_decoding():
     out = method.separate(x[:4])
     network = method.network_
     with torch.no_grad():
-        z = network.encoder(torch.from_numpy(x[:4])[:, None])
+        z = network.encode(torch.from_numpy(x[:4])[:, None])
+        assert z.shape == (4, 3, 4, 4)
         for k in range(3):
             masked = torch.zeros_like(z)
             masked[:, k] = z[:, k]
-            expected = torch.sigmoid(network.decoder(masked))[:, 0].numpy()
+            expected = torch.sigmoid(network.decode(masked))[:, 0].numpy()
             np.testing.assert_allclose(out[:, k], expected, rtol=1e-4, atol=1e-5)
     assert len(method.history_) == 1 and all(math.isfinite(v) for v in method.history_[0].values())
 
@@ -239,7 +240,8 @@ def test_fit_separate_shapes_seed_and_round_trip(cls, params, modality, tmp_path
 
     method.save(tmp_path / "model")
     loaded = cls.load(tmp_path / "model")
-    assert type(loaded) is cls and loaded.get_params() == method.get_params()
+    assert type(loaded) is cls and loaded.history_ == method.history_
+    assert loaded.get_params() == {**method.get_params(), "channels": list(params["channels"])}  # JSON: tuple -> list
     np.testing.assert_array_equal(loaded.separate(x[:5]), out)
 
 
