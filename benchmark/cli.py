@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None, help="data, preprocessed segments and model checkpoints (default .cache/bss-bench or $BSS_BENCH_CACHE)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a method parameter, e.g. --set meae.epochs=5 (repeatable)")
     parser.add_argument("--force", action="store_true", help="recompute cells that are already finished")
+    parser.add_argument("--rebuild-only", action="store_true", help="run nothing: rebuild leaderboards, manifest and figures from finished cells")
     parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
     parser.add_argument("--max-recordings", type=int, default=None, help="MESA: use at most this many recordings")
     parser.add_argument("--signals", default="ECG,PPG", help="MESA: inputs to separate (default ECG,PPG)")
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_suite(
                 suite_name, profile=args.profile, method_names=method_names, seeds=seeds,
                 device=args.device, jobs=args.jobs, results_dir=args.results_dir,
-                cache_dir=args.cache_dir, overrides=overrides, force=args.force,
+                cache_dir=args.cache_dir, overrides=overrides, force=args.force, rebuild_only=args.rebuild_only,
                 progress=not args.no_progress, data_dir=args.data_dir,
                 max_recordings=args.max_recordings,
                 signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),

@@ -222,10 +222,13 @@ def run_suite(
     suite_name: str, *, profile: str = "quick", method_names: list[str] | None = None,
     seeds: list[int] = (0,), device: str = "auto", jobs: int = 1, results_dir: str | Path = "results",
     cache_dir: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
-    force: bool = False, progress: bool = True, data_dir: str | Path | None = None,
+    force: bool = False, rebuild_only: bool = False, progress: bool = True, data_dir: str | Path | None = None,
     max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
 ) -> RunSummary:
-    """Run every planned cell of one suite that is not already finished, then rebuild its outputs."""
+    """Run every planned cell of one suite that is not already finished, then rebuild its outputs.
+
+    With ``rebuild_only`` nothing is run: the outputs are rebuilt from the finished cells.
+    """
     start = time.time()
     suite = get_suite(suite_name)
     device = resolve_device(device)
@@ -243,9 +246,10 @@ def run_suite(
         max_recordings=max_recordings, signals=tuple(signals), n_jobs=max(1, jobs), progress=progress,
     )
     handle = suite.prepare(profile, options)
-    todo = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
+    unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
+    todo = [] if rebuild_only else unfinished
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
-    summary.reused = [c.cell_id for c in cells if c not in todo]
+    summary.reused = [c.cell_id for c in cells if c not in unfinished]
     for item in skipped:
         log.warning("skipping %s on %s: %s", item["method"], suite_name, item["reason"])
 

@@ -439,3 +439,11 @@ def test_cli_list(cli_results):
     methods_part = out.split("Methods:")[1]
     assert "supervised_ae" in methods_part and "supervised]" in methods_part
     assert "triangles" in out.split("Methods:")[0]
+
+
+def test_rebuild_only_runs_nothing(tmp_path, cache_dir):
+    summary = run_suite("triangles", profile="tiny", method_names=["mixture"], seeds=[0],
+                        results_dir=tmp_path, cache_dir=cache_dir, progress=False, rebuild_only=True)
+    assert summary.ran == [] and summary.reused == []
+    assert not list((tmp_path / "triangles" / "tiny").glob("cells/*.json"))
+    assert (tmp_path / "triangles" / "tiny" / "leaderboard.csv").exists()
