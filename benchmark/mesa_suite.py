@@ -263,7 +263,9 @@ class MesaSuite(Suite):
                 value = float(np.nanmean(corr)) if np.isfinite(corr).any() else float("nan")
                 outcome.scores.append({"input": input_name, "target": TRUTH, "metric": "waveform_corr", "value": value, "n": int(np.isfinite(corr).sum()), "variant": variant})
 
-        outcome.arrays[f"{input_name}__example_candidates"] = examples.astype(np.float32)
+        # Only what the figures show, in float16: every output of one segment, the chosen one of a few.
+        outcome.arrays[f"{input_name}__example_outputs"] = examples[0].astype(np.float16)
+        outcome.arrays[f"{input_name}__example_estimates"] = examples[:, by_reference].astype(np.float16)
         outcome.arrays[f"{input_name}__example_rows"] = test_rows[:N_EXAMPLES]
         outcome.arrays[f"{input_name}__test_rates"] = test_rates[by_reference].astype(np.float32)
         outcome.arrays[f"{input_name}__test_rows"] = test_rows
@@ -356,13 +358,13 @@ class MesaSuite(Suite):
             for record in records:
                 cell = arrays.get(record["cell_id"], {})
                 info = record["details"].get("inputs", {}).get(input_name)
-                if info is None or f"{input_name}__example_candidates" not in cell or record["label"] in per_method:
+                if info is None or f"{input_name}__example_estimates" not in cell or record["label"] in per_method:
                     continue
                 rows = cell[f"{input_name}__example_rows"]
-                per_method[record["label"]] = cell[f"{input_name}__example_candidates"][:, info["choice"]["reference"]]
+                per_method[record["label"]] = cell[f"{input_name}__example_estimates"].astype(np.float32)
                 rates_by_method[record["label"]] = (cell[f"{input_name}__test_rates"], nasal_rates[cell[f"{input_name}__test_rows"]])
                 if record["method"] == "meae" and outputs is None:
-                    outputs = (cell[f"{input_name}__example_candidates"][0], info["choice"])
+                    outputs = (cell[f"{input_name}__example_outputs"].astype(np.float32), info["choice"])
             if not per_method:
                 continue
             signals = {name: np.asarray(test[name][rows]) for name in (input_name, *REFERENCES, TRUTH) if name in test}
