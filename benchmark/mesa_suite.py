@@ -34,7 +34,12 @@ import pandas as pd
 
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.respiration import coverage, rate_mae, rates
-from benchmark.source_choice import RESPIRATORY_BAND, band_power_share, choose_by_reference, choose_by_spectrum
+from benchmark.source_choice import (
+    RESPIRATORY_BAND,
+    band_power_share,
+    choose_by_reference,
+    choose_by_spectrum,
+)
 from benchmark.store import atomic_save_npz
 from benchmark.suites import (
     BenchmarkError,
