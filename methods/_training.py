@@ -201,3 +201,30 @@ def load_torch_state(directory: Path) -> tuple[dict, dict]:
     config = json.loads((directory / "network.json").read_text())
     state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
     return config, state
+
+
+class NetworkCheckpoint:
+    """``_save_state``/``_load_state`` for methods holding one torch network.
+
+    The host class sets ``network_class`` (built from a JSON-able ``config``
+    attribute of the network) and implements ``_install(network)``, which puts a
+    network on the method's device. Weights are saved as a state dict and read
+    back with ``weights_only=True``.
+    """
+
+    network_class: type[torch.nn.Module]
+
+    def _save_state(self, directory: Path) -> None:
+        save_torch_state(
+            directory,
+            {"network": self.network_.config, "history": getattr(self, "history_", None)},
+            self.network_.state_dict(),
+        )
+
+    def _load_state(self, directory: Path) -> None:
+        config, state = load_torch_state(directory)
+        network = self.network_class(config["network"])
+        network.load_state_dict(state)
+        self._install(network)
+        self.network_.eval()
+        self.history_ = config.get("history")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,10 +26,9 @@ from tqdm.auto import tqdm
 from methods._networks import _Layers, count_parameters, from_image, to_image
 from methods._training import (
     BatchSource,
+    NetworkCheckpoint,
     autocast,
-    load_torch_state,
     predict_in_batches,
-    save_torch_state,
 )
 from methods.base import Method, Split, register
 
@@ -259,7 +257,7 @@ class AdversarialICANetwork(nn.Module):
 
 # ---------------------------------------------------------------------------- method
 @register
-class AdversarialICA(Method):
+class AdversarialICA(NetworkCheckpoint, Method):
     """Adversarial non-linear ICA (Brakel & Bengio 2017) adapted to single-channel mixtures.
 
     Original: an encoder maps a mixture to K features, standardised per batch;
@@ -317,6 +315,7 @@ class AdversarialICA(Method):
         Seed of initialisation, batch order and permutations.
     """
 
+    network_class = AdversarialICANetwork
     name = "adversarial_ica"
     description = "Adversarial non-linear ICA (Brakel & Bengio 2017) with conv feature maps, masked decoding, blind"
     suites = ("triangles", "mesa")
@@ -454,22 +453,6 @@ class AdversarialICA(Method):
             return torch.sigmoid(logits.float())[:, 0]
 
         return predict_in_batches(run, mixtures, self.context.device, batch_size=128)
-
-    # ------------------------------------------------------------- persistence
-    def _save_state(self, directory: Path) -> None:
-        save_torch_state(
-            directory,
-            {"network": self.network_.config, "history": getattr(self, "history_", None)},
-            self.network_.state_dict(),
-        )
-
-    def _load_state(self, directory: Path) -> None:
-        config, state = load_torch_state(directory)
-        network = AdversarialICANetwork(config["network"])
-        network.load_state_dict(state)
-        self._install(network)
-        self.network_.eval()
-        self.history_ = config.get("history")
 
 
 __all__ = [

@@ -11,7 +11,6 @@ whose sum equals the mixture.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,10 +20,9 @@ from torch import nn
 from methods._networks import _Layers, count_parameters, from_image, to_image
 from methods._training import (
     BatchSource,
+    NetworkCheckpoint,
     autocast,
-    load_torch_state,
     predict_in_batches,
-    save_torch_state,
     train_epochs,
 )
 from methods.adversarial_ica import ConvDecoderBody, ConvEncoderBody, check_divisible
@@ -137,7 +135,7 @@ class VAEBSSNetwork(nn.Module):
 
 
 @register
-class VAEBSS(Method):
+class VAEBSS(NetworkCheckpoint, Method):
     """VAE-BSS (Neri, Badeau & Depalle, EUSIPCO 2021), convolutional version.
 
     Model (as in the paper): ``q(z|x) = prod_k N(z_k | mu_k(x), diag sigma_k^2(x))``
@@ -193,6 +191,7 @@ class VAEBSS(Method):
         Seed of initialisation, batch order and reparameterisation noise.
     """
 
+    network_class = VAEBSSNetwork
     name = "vae_bss"
     description = "VAE-BSS (Neri et al. 2021): K latents, shared decoder, sum of sources = mixture, blind"
     suites = ("triangles", "mesa")
@@ -314,22 +313,6 @@ class VAEBSS(Method):
             return network(self._prepare(x), sample=False)[0].float().sum(1)
 
         return predict_in_batches(run, mixtures, self.context.device, batch_size=128)
-
-    # ------------------------------------------------------------- persistence
-    def _save_state(self, directory: Path) -> None:
-        save_torch_state(
-            directory,
-            {"network": self.network_.config, "history": getattr(self, "history_", None)},
-            self.network_.state_dict(),
-        )
-
-    def _load_state(self, directory: Path) -> None:
-        config, state = load_torch_state(directory)
-        network = VAEBSSNetwork(config["network"])
-        network.load_state_dict(state)
-        self._install(network)
-        self.network_.eval()
-        self.history_ = config.get("history")
 
 
 @register
