@@ -8,6 +8,7 @@ import shlex
 import sys
 
 import methods
+from benchmark.executors import BACKENDS
 from benchmark.runner import BenchmarkError, parse_overrides, run_suite
 from benchmark.suites import suites
 
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda or cuda:N")
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel (GPU: at most one cell per GPU)")
+    parser.add_argument("--backend", choices=BACKENDS, default="joblib", help="joblib: processes on this machine (default); dask: a local Dask cluster of --jobs workers, or the cluster of --scheduler")
+    parser.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT", help="address of a running Dask scheduler (with --backend dask); results are written by this process")
     parser.add_argument("--results-dir", default="results", help="where leaderboards are written (default results/)")
     parser.add_argument("--cache-dir", default=None, help="data, preprocessed segments and model checkpoints (default .cache/bss-bench or $BSS_BENCH_CACHE)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a method parameter, e.g. --set meae.epochs=5 (repeatable)")
@@ -59,6 +62,15 @@ def list_everything() -> str:
     return "\n".join(lines)
 
 
+def _quiet_dask_logging() -> None:
+    """Keep Dask's warnings and errors (a lost worker, say), not its INFO chatter."""
+    try:
+        import distributed  # noqa: F401 - importing it sets its loggers to INFO
+    except ImportError:
+        return  # run_suite says how to install it
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+
 def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -73,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.backend == "dask":
+        _quiet_dask_logging()
     if args.list:
         print(list_everything())
         return 0
@@ -87,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"unknown profile '{args.profile}' (available: {', '.join(PROFILES)})")
     if args.jobs < 1:
         return _fail("--jobs must be at least 1")
+    if args.scheduler is not None and args.backend != "dask":
+        return _fail("--scheduler needs --backend dask")
     command = "python run_benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     try:
         seeds = _int_list(args.seeds, "--seeds")
@@ -101,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=not args.no_progress, data_dir=args.data_dir,
                 max_recordings=args.max_recordings,
                 signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),
-                command=command,
+                command=command, backend=args.backend, scheduler=args.scheduler,
             )
             failed += len(summary.failed)
             print(
