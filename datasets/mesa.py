@@ -45,6 +45,8 @@ from joblib import Parallel, delayed
 from scipy.signal import firwin, resample_poly
 from tqdm import tqdm
 
+from datasets.npy import NpyWriter
+
 __all__ = [
     "CHANNELS",
     "DEFAULT_LABELS",
@@ -772,6 +774,9 @@ class SegmentCache:
     def split(self, name: str) -> dict[str, np.ndarray]:
         """Read-only memory maps of one split.
 
+        To read rows without mapping them into memory (training batches over a whole split),
+        wrap an array in :class:`datasets.rows.RowView`: ``RowView(arrays["ECG"], rows)``.
+
         Parameters
         ----------
         name : {"train", "valid", "test"}
@@ -866,48 +871,58 @@ def _process_recording(
 _ROW_DTYPES = {"segment_index": np.int64, "start_time": np.float64, "heart_rate": np.float64}
 
 
-def _copy_rows(parts: list[dict], name: str, target: Path, length: int | None) -> None:
-    """Concatenate one array of all parts into ``target``, incrementally for 2-D arrays."""
+def _stream_rows(
+    parts: list[dict],
+    name: str,
+    target: Path,
+    dtype: type,
+    row_shape: tuple[int, ...],
+    fill: object,
+) -> None:
+    """Concatenate array ``name`` of all parts into ``target``, one part at a time.
+
+    A part without the array (a recording without true respiration) contributes ``fill`` rows.
+    """
     total = sum(int(p["segments"]) for p in parts)
-    if length is None:
-        pieces = [np.load(Path(p["part"]) / f"{name}.npy") for p in parts]
-        dtype = _ROW_DTYPES[name]
-        np.save(target, np.concatenate(pieces).astype(dtype) if pieces else np.empty(0, dtype))
-        return
-    out = np.lib.format.open_memmap(target, "w+", np.float32, (total, length))
-    row = 0
-    for part in parts:
-        source = Path(part["part"]) / f"{name}.npy"
-        if source.exists():
-            block = np.load(source, mmap_mode="r")
-            out[row : row + len(block)] = block
-        else:
-            out[row : row + int(part["segments"])] = np.nan
-        row += int(part["segments"])
-    out.flush()
-    del out
+    with NpyWriter(target, dtype, (total, *row_shape)) as out:
+        for part in parts:
+            source = Path(part["part"]) / f"{name}.npy"
+            n = int(part["segments"])
+            if not source.exists():
+                out.fill(n, fill)
+            elif out.append_file(source) != n:
+                raise ValueError(f"{source} does not hold {n} rows")
+
+
+def _count_unavailable(flags: Path, part: dict) -> int:
+    """Segments of one part whose channel is unavailable (all when the flags file is absent)."""
+    if not flags.exists():
+        return int(part["segments"])
+    return int((~np.load(flags, allow_pickle=False)).sum())
 
 
 def _write_split(parts: list[dict], channels: list[str], folder: Path, length: int) -> dict:
-    """Write the arrays of one split; returns per-channel missing counts."""
+    """Write the arrays of one split; returns per-channel missing counts.
+
+    Every file is streamed part by part (:class:`datasets.npy.NpyWriter`), so the memory used
+    does not depend on the number of recordings or segments.
+    """
     folder.mkdir()
     missing = {}
     for channel in channels:
-        _copy_rows(parts, channel, folder / f"{channel}.npy", length)
-        flags = [
-            np.load(Path(p["part"]) / f"available_{channel}.npy")
-            if (Path(p["part"]) / f"available_{channel}.npy").exists()
-            else np.zeros(int(p["segments"]), dtype=bool)
-            for p in parts
-        ]
-        available = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
-        np.save(folder / f"available_{channel}.npy", available)
-        missing[channel] = int((~available).sum())
-    for name in ("segment_index", "start_time", "heart_rate"):
-        _copy_rows(parts, name, folder / f"{name}.npy", None)
-    ids = [p["id"] for p in parts for _ in range(int(p["segments"]))]
-    width = max((len(i) for i in ids), default=1)
-    np.save(folder / "recording.npy", np.array(ids, dtype=f"<U{width}"))
+        _stream_rows(parts, channel, folder / f"{channel}.npy", np.float32, (length,), np.nan)
+        name = f"available_{channel}"
+        _stream_rows(parts, name, folder / f"{name}.npy", np.bool_, (), False)
+        missing[channel] = sum(
+            _count_unavailable(Path(p["part"]) / f"{name}.npy", p) for p in parts
+        )
+    for name, dtype in _ROW_DTYPES.items():
+        _stream_rows(parts, name, folder / f"{name}.npy", dtype, (), np.nan)
+    total = sum(int(p["segments"]) for p in parts)
+    width = max((len(p["id"]) for p in parts), default=1)
+    with NpyWriter(folder / "recording.npy", f"<U{width}", (total,)) as out:
+        for part in parts:
+            out.fill(int(part["segments"]), part["id"])
     return missing
 
 
@@ -966,9 +981,10 @@ def build_segment_cache(
 
     Recordings are split with :func:`split_recordings`, then processed in parallel, one
     recording per task, each writing its segments to small files in a temporary folder;
-    these are finally concatenated split by split into float32 ``.npy`` files written
-    incrementally through ``np.lib.format.open_memmap``, so memory does not grow with the
-    number of recordings.  Layout of ``cache_dir/mesa-<key>/``::
+    these are finally concatenated split by split into float32 ``.npy`` files, streamed part
+    by part with plain file writes (:class:`datasets.npy.NpyWriter`, no memory map), so the
+    resident memory of the workers and of the calling process does not grow with the number
+    of recordings.  Layout of ``cache_dir/mesa-<key>/``::
 
         summary.json
         train/ valid/ test/

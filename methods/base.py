@@ -34,13 +34,17 @@ class Split:
     ----------
     mixtures : np.ndarray
         Single-channel mixtures, shape ``(n, L)`` for 1-D or ``(n, H, W)`` for
-        2-D data, values in ``[0, 1]``. May be a memory map.
+        2-D data, values in ``[0, 1]``. May be a memory map or a lazy row view
+        (:class:`datasets.rows.RowView`: ``shape``, ``ndim``, ``len``, indexing
+        by int, slice or int array, and ``np.asarray``), so methods must only
+        index it or convert it, never assume an ``np.ndarray``.
     source_names : tuple of str
         Names of the sources the benchmark scores (known to every method: it is
         part of the task statement, like the number of sources in a BSS paper).
     targets : np.ndarray or None
         True sources, shape ``(n, S, *signal_shape)`` in ``source_names`` order.
-        ``None`` whenever the split is given to an unsupervised method.
+        ``None`` whenever the split is given to an unsupervised method. Same
+        kinds of array as ``mixtures``.
     input_name : str
         What the mixtures are (``"mixture"`` for images, ``"ECG"`` or ``"PPG"``).
     sampling_rate : float or None
