@@ -57,6 +57,7 @@ from datasets.mesa import (
     SegmentCache,
     build_segment_cache,
 )
+from datasets.rows import RowView
 from datasets.synthetic_psg import CohortConfig, write_cohort
 from methods.base import Split
 
@@ -172,7 +173,7 @@ class MesaSuite(Suite):
             data = cache.split(split)
             for channel in (*REFERENCES, TRUTH):
                 if channel in data:
-                    arrays[f"{split}__{channel}"] = rates(data[channel], SAMPLING_RATE, EDGE_CROP, n_jobs=n_jobs)
+                    arrays[f"{split}__{channel}"] = rates(RowView(data[channel]), SAMPLING_RATE, EDGE_CROP, n_jobs=n_jobs)
         atomic_save_npz(path, arrays)
         return path
 
@@ -186,8 +187,11 @@ class MesaSuite(Suite):
 
     @staticmethod
     def _split(data: dict[str, np.ndarray], rows: np.ndarray, input_name: str, with_target: bool) -> Split:
-        mixtures = np.asarray(data[input_name][rows], dtype=np.float32)
-        targets = np.asarray(data["nasal_pressure"][rows], dtype=np.float32)[:, None] if with_target else None
+        """Lazy split: rows are read from the cache files batch by batch, never all at once."""
+        mixtures = RowView(data[input_name], rows)
+        targets = None
+        if with_target:
+            targets = RowView(data["nasal_pressure"], rows, row_shape=(1, *mixtures.row_shape))
         return Split(mixtures, ("nasal_pressure",), targets, input_name=input_name, sampling_rate=SAMPLING_RATE)
 
     def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
@@ -225,9 +229,9 @@ class MesaSuite(Suite):
 
         start = time.perf_counter()
         candidate_rates, band_shares = [], []
+        selection_inputs = RowView(selection_data[input_name], selection_rows)
         for first in range(0, len(selection_rows), CHUNK):
-            rows = selection_rows[first : first + CHUNK]
-            batch = method.separate(np.asarray(selection_data[input_name][rows], dtype=np.float32))
+            batch = method.separate(selection_inputs[first : first + CHUNK])
             candidate_rates.append(rates(batch.reshape(-1, batch.shape[-1]), SAMPLING_RATE, EDGE_CROP).reshape(batch.shape[:2]))
             band_shares.append(band_power_share(batch, SAMPLING_RATE))
         candidate_rates = np.concatenate(candidate_rates)
@@ -244,15 +248,17 @@ class MesaSuite(Suite):
         correlations = {k: [] for k in chosen}
         has_truth = TRUTH in test_data
         examples = None
+        test_inputs = RowView(test_data[input_name], test_rows)
+        test_truth = RowView(test_data[TRUTH], test_rows) if has_truth else None
         for first in range(0, len(test_rows), CHUNK):
-            rows = test_rows[first : first + CHUNK]
-            batch = method.separate(np.asarray(test_data[input_name][rows], dtype=np.float32))
+            batch = method.separate(test_inputs[first : first + CHUNK])
+            truth = test_truth[first : first + CHUNK] if has_truth else None
             if examples is None:
                 examples = batch[:N_EXAMPLES]
             for k in chosen:
                 estimates[k].append(rates(batch[:, k], SAMPLING_RATE, EDGE_CROP))
                 if has_truth:
-                    correlations[k].append(_abs_correlation(batch[:, k], np.asarray(test_data[TRUTH][rows])))
+                    correlations[k].append(_abs_correlation(batch[:, k], truth))
         test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
         score_seconds = time.perf_counter() - start
 
@@ -279,6 +285,7 @@ class MesaSuite(Suite):
             "selection_segments": len(selection_rows), "selection_mae_vs_nasal": reference_maes,
             "selection_band_share": band_shares, "n_train": len(train_rows), "n_test": len(test_rows),
             "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
+            "training_events": getattr(method, "training_events_", None),
             "n_parameters": getattr(method, "n_parameters_", None),
         }
         for name, seconds in (("fit", fit_seconds), ("select", select_seconds), ("score", score_seconds)):

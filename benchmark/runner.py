@@ -9,6 +9,7 @@ rerun skips every cell whose fingerprint (parameters + data) is unchanged.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import logging
@@ -21,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 import methods
 from benchmark import leaderboard as lb
 from benchmark.environment import describe_device, environment_info
+from benchmark.executors import check_backend, failed_record, open_executor
 from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
 from benchmark.suites import BenchmarkError, DataHandle, SuiteOptions, get_suite
 from methods._training import resolve_device
@@ -176,10 +177,7 @@ def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int
 
         outcome = suite.run_cell(factory, handle, model_dir)
     except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
-        return {
-            "cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "failed",
-            "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(),
-        }, {}
+        return failed_record(spec, error, traceback.format_exc()), {}
     record = {
         "status": "finished", "suite": spec.suite, "profile": spec.profile, "method": spec.method,
         "label": spec.label, "seed": spec.seed, "cell_id": spec.cell_id,
@@ -190,18 +188,6 @@ def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return record, outcome.arrays
-
-
-def _device_slots(device: str, jobs: int) -> list[str]:
-    """One device string per concurrent worker; a GPU is never shared by two cells."""
-    if device.startswith("cuda"):
-        import torch
-
-        if ":" in device:
-            return [device]
-        n_gpus = max(1, torch.cuda.device_count())
-        return [f"cuda:{i}" for i in range(min(jobs, n_gpus))]
-    return ["cpu"] * max(1, jobs)
 
 
 @dataclass
@@ -216,6 +202,7 @@ class RunSummary:
     failed: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    execution: dict[str, Any] = field(default_factory=dict)
 
 
 def run_suite(
@@ -224,14 +211,22 @@ def run_suite(
     cache_dir: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
     force: bool = False, rebuild_only: bool = False, progress: bool = True, data_dir: str | Path | None = None,
     max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
+    backend: str = "joblib", scheduler: str | None = None,
 ) -> RunSummary:
     """Run every planned cell of one suite that is not already finished, then rebuild its outputs.
 
     With ``rebuild_only`` nothing is run: the outputs are rebuilt from the finished cells.
+    ``backend="joblib"`` runs ``jobs`` cells at once in processes on this machine;
+    ``backend="dask"`` runs them on a Dask cluster, a local one of ``jobs`` workers or the one
+    whose scheduler address is ``scheduler`` (see :func:`benchmark.executors.open_executor`).
+    Either way this process writes each result as it arrives.
     """
     start = time.time()
     suite = get_suite(suite_name)
-    device = resolve_device(device)
+    check_backend(backend, scheduler)
+    remote = scheduler is not None
+    # Remote GPU workers need not match this machine: "cuda" is only checked on the workers.
+    device = "cuda" if remote and device.startswith("cuda") else resolve_device(device)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     store = ResultStore(Path(results_dir) / suite_name / profile)
     if method_names is not None and not method_names:
@@ -253,26 +248,21 @@ def run_suite(
     for item in skipped:
         log.warning("skipping %s on %s: %s", item["method"], suite_name, item["reason"])
 
-    slots = _device_slots(device, jobs)
-    threads = max(1, (os.cpu_count() or 1) // len(slots))
-    # GPU cells run in rounds of one cell per device, so no device is ever shared.
-    round_size = len(slots) if device.startswith("cuda") else max(len(todo), 1)
-    bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not progress or not todo)
-    inner_progress = progress and len(slots) == 1
-    for first in range(0, len(todo), round_size):
-        tasks = (
-            delayed(execute_cell)(spec, handle, slots[i % len(slots)], threads, str(cache_dir), inner_progress, force)
-            for i, spec in enumerate(todo[first : first + round_size])
-        )
-        for record, arrays in Parallel(n_jobs=len(slots), return_as="generator_unordered")(tasks):
-            bar.update(1)
-            if record["status"] != "finished":
-                log.error("cell %s failed: %s", record["cell_id"], record["error"])
-                summary.failed.append(record)
-                continue
-            store.save_cell(record["cell_id"], record, arrays)
-            summary.ran.append(record["cell_id"])
-    bar.close()
+    summary.execution = {"backend": backend, "scheduler": scheduler, "workers": 0}
+    if todo:
+        task = functools.partial(execute_cell, handle=handle, cache_dir=str(cache_dir), force=force)
+        with open_executor(backend, device, jobs, scheduler) as executor:
+            summary.execution = executor.describe()
+            bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not progress)
+            for record, arrays in executor.run(task, todo, progress):
+                bar.update(1)
+                if record["status"] != "finished":
+                    log.error("cell %s failed: %s", record["cell_id"], record["error"])
+                    summary.failed.append(record)
+                    continue
+                store.save_cell(record["cell_id"], record, arrays)
+                summary.ran.append(record["cell_id"])
+        bar.close()
     summary.seconds = time.time() - start
     rebuild_outputs(suite_name, profile, store, handle, cells, summary, device, command)
     return summary
@@ -301,13 +291,15 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
 def build_manifest(suite_name: str, profile: str, records: list[dict], handle: DataHandle, summary: RunSummary, device: str, command: str) -> dict[str, Any]:
     """Everything needed to trust and reproduce the leaderboard."""
     n_test = {r["details"].get("n_test") for r in records if "n_test" in r.get("details", {})}
+    remote = summary.execution.get("scheduler") not in (None, "local")  # the device is not on this machine
     return {
         "suite": suite_name,
         "profile": profile,
         "command": command,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **environment_info(),
-        "device": describe_device(device),
+        "device": f"{device} (Dask workers; see each cell)" if remote else describe_device(device),
+        "execution": summary.execution,
         "seeds": sorted({r["seed"] for r in records}),
         "data": {"key": handle.key, **handle.info, "n_test": sorted(n_test)[0] if len(n_test) == 1 else sorted(n_test)},
         "methods": {r["label"]: {"method": r["method"], "params": r["params"]} for r in records},
@@ -317,6 +309,7 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
                 "timings": r["timings"], "fingerprint": r["fingerprint"], "finished_at": r["finished_at"],
                 "assignment": r["details"].get("assignment", {}).get("by_source"),
                 "unused_outputs": r["details"].get("assignment", {}).get("unused"),
+                "training_events": training_events(r["details"]),
             }
             for r in records
         },
@@ -326,6 +319,18 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
             "skipped": summary.skipped,
         },
     }
+
+
+def training_events(details: dict[str, Any]) -> dict[str, Any] | None:
+    """Non-finite-loss and resume events of a cell's fits (per input for multi-input suites)."""
+    if details.get("training_events") is not None:
+        return details["training_events"]
+    per_input = {
+        name: info["training_events"]
+        for name, info in details.get("inputs", {}).items()
+        if info.get("training_events") is not None
+    }
+    return per_input or None
 
 
 def default_cache_dir() -> Path:

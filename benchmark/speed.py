@@ -6,8 +6,12 @@ Usage::
         --batch 256 --steps 20 --device cuda
 
 Each timed step is the real training step (all loss terms, backward, gradient
-clipping, optimizer update) of the configured model on random inputs of the
-suite's shape, after warm-up steps. Prints one JSON line.
+clipping, the on-device non-finite check, optimizer update) of the configured
+model on random inputs of the suite's shape, already on the device, after
+warm-up steps. ``--suite triangles`` times the 2-D MEAE, ``--suite mesa`` the
+1-D one (the paper's ECG/PPG configuration with ``--profile paper``). Prints
+one JSON line; ``--append`` also adds it to a JSON-lines file (the source of
+``results/speed.md``).
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
         "warmup": warmup, "device": describe_device(device), "threads": torch.get_num_threads(),
         "amp": bool(getattr(method, "amp", False) and device.startswith("cuda")),
         "compile": bool(getattr(method, "compile_model", False)),
+        "fused_optimizer": bool(optimizer.defaults.get("fused")),
         "params": method.n_parameters_, "step_ms": round(1000 * seconds / steps, 2),
         "samples_per_s": round(batch * steps / seconds, 2), "torch": torch.__version__,
     }
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU intra-op threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--append", default=None, metavar="PATH", help="also append the JSON record to this JSON-lines file")
     args = parser.parse_args(argv)
     try:
         device = resolve_device(args.device)
@@ -92,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyError, ValueError) as error:
         print(f"benchmark.speed: error: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
-    print(json.dumps(record))
+    line = json.dumps(record)
+    print(line)
+    if args.append:
+        with open(args.append, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
     return 0
 
 

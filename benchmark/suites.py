@@ -12,7 +12,7 @@ import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,11 @@ MethodFactory = Callable[[], Method]
 def fit_or_load(factory: MethodFactory, train: Split, valid: Split | None, model_dir: Path | None) -> tuple[Method, float, bool]:
     """Fit a fresh method, or reload it if an earlier interrupted run saved it.
 
+    While fitting, ``model_dir/training`` is the method's ``context.work_dir``:
+    neural methods write their per-epoch training checkpoint there, so a fit
+    interrupted mid-way resumes from its last finished epoch. It is removed
+    once the fitted model is saved.
+
     Unsupervised methods get the splits with their targets removed here, so no
     evaluation protocol can leak the sources to them by mistake.
 
@@ -113,6 +118,8 @@ def fit_or_load(factory: MethodFactory, train: Split, valid: Split | None, model
             return loaded, 0.0, True
         except Exception:  # noqa: BLE001 - a damaged checkpoint is simply refitted
             pass
+    if model_dir is not None:
+        method.with_context(replace(method.context, work_dir=model_dir / "training"))
     if not method.supervised:
         train = train.blind()
         valid = valid.blind() if valid is not None else None

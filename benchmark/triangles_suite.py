@@ -121,6 +121,7 @@ class TrianglesSuite(Suite):
             "n_test": len(test), "n_train": len(train), "n_valid": len(valid),
             "reloaded_model": reloaded,
             "fit_history": getattr(method, "history_", None),
+            "training_events": getattr(method, "training_events_", None),
             "n_parameters": getattr(method, "n_parameters_", None),
         }
         timings = {"fit": fit_seconds, "separate": separate_seconds, "score": score_seconds}

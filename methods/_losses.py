@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,13 @@ def encoding_loss(z: torch.Tensor) -> torch.Tensor:
     loss is the mean of ``z**2``.
     """
     return z.float().pow(2).mean()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_block_weighting(n_blocks: int, scheme: str, device: torch.device) -> torch.Tensor:
+    # a normal tensor even when first asked for under inference mode, so training can reuse it
+    with torch.inference_mode(False):
+        return block_weighting(n_blocks, scheme, device)
 
 
 def block_weighting(n_blocks: int, scheme: str, device: torch.device | None = None) -> torch.Tensor:
@@ -63,7 +72,7 @@ def mixing_loss(weights: list[torch.Tensor], n_blocks: int, scheme: str = "unifo
     norm scaled by one over the block's element count, Eq. 13), times the
     block factor of :func:`block_weighting`.
     """
-    factors = block_weighting(n_blocks, scheme, device=weights[0].device)
+    factors = _cached_block_weighting(n_blocks, scheme, weights[0].device)
     total = weights[0].new_zeros((), dtype=torch.float32)
     for weight in weights:
         total = total + (block_means(weight.float(), n_blocks) * factors).sum()
@@ -71,12 +80,16 @@ def mixing_loss(weights: list[torch.Tensor], n_blocks: int, scheme: str = "unifo
 
 
 def _norm_affine_names(module: nn.Module) -> list[str]:
+    cached = module.__dict__.get("_bss_norm_affine_names")
+    if cached is not None:
+        return cached
     names = []
     for prefix, child in module.named_modules():
         if isinstance(child, (nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.LayerNorm)):
             for param_name, param in child.named_parameters(recurse=False):
                 if param is not None:
                     names.append(f"{prefix}.{param_name}" if prefix else param_name)
+    module.__dict__["_bss_norm_affine_names"] = names  # the module tree is fixed after construction
     return names
 
 

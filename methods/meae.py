@@ -23,6 +23,7 @@ from methods._networks import MultiEncoderAutoencoder, NetworkConfig, count_para
 from methods._training import (
     BatchSource,
     autocast,
+    fused_available,
     load_torch_state,
     predict_in_batches,
     save_torch_state,
@@ -104,7 +105,7 @@ class _NetworkMethod(Method):
         self.n_parameters_ = count_parameters(network)
         optimizer = torch.optim.Adam(
             network.parameters(), lr=self.lr, weight_decay=self.weight_decay,
-            fused=device.startswith("cuda") or None,
+            fused=fused_available(device),
         )
         scheduler = (
             torch.optim.lr_scheduler.StepLR(optimizer, self.lr_step_epochs, self.lr_gamma)
@@ -118,13 +119,15 @@ class _NetworkMethod(Method):
         validate = None
         if valid is not None and len(valid) and self.keep_best:
             validate = lambda: self._validation_score(valid)  # noqa: E731
-        history = train_epochs(
+        run = train_epochs(
             self.network_, optimizer, scheduler, BatchSource(self._arrays(train), self.context.device),
             self._step_losses, epochs=self.epochs, batch_size=min(self.batch_size, len(train)),
             grad_clip=self.grad_clip, seed=self.seed, progress=self.context.progress,
             label=f"{self.name} fit", validate=validate, keep_best=self.keep_best,
+            checkpoint_dir=self.context.work_dir,
         )
-        self.history_ = [{"epoch": h.epoch, "seconds": h.seconds, **h.losses} for h in history]
+        self.history_ = [{"epoch": h.epoch, "seconds": h.seconds, **h.losses} for h in run.history]
+        self.training_events_ = run.events.to_dict()
         self.network_.eval()
         return self
 
@@ -132,7 +135,8 @@ class _NetworkMethod(Method):
         save_torch_state(
             directory,
             {"network": self.network_.config.to_dict(), "encoding_shape": list(self.encoding_shape_),
-             "history": getattr(self, "history_", None), "n_parameters": self.n_parameters_},
+             "history": getattr(self, "history_", None), "n_parameters": self.n_parameters_,
+             "training_events": getattr(self, "training_events_", None)},
             self.network_.state_dict(),
         )
 
@@ -144,6 +148,7 @@ class _NetworkMethod(Method):
         self._forward = self.network_
         self.encoding_shape_ = tuple(config["encoding_shape"])
         self.history_ = config.get("history")
+        self.training_events_ = config.get("training_events")
         self.n_parameters_ = config.get("n_parameters", count_parameters(network))
 
 

@@ -22,6 +22,7 @@ from methods._training import (
     BatchSource,
     NetworkCheckpoint,
     autocast,
+    fused_available,
     predict_in_batches,
     train_epochs,
 )
@@ -242,7 +243,7 @@ class VAEBSS(NetworkCheckpoint, Method):
             "kernel_size": self.kernel_size, "signal_shape": list(train.signal_shape),
         }
         self._install(VAEBSSNetwork(config))
-        return torch.optim.Adam(self.network_.parameters(), lr=self.lr, fused=device.startswith("cuda") or None)
+        return torch.optim.Adam(self.network_.parameters(), lr=self.lr, fused=fused_available(device))
 
     def loss_terms(self, x: torch.Tensor, weight: float, sample: bool = True
                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -277,15 +278,21 @@ class VAEBSS(NetworkCheckpoint, Method):
             step += 1
             return self.loss_terms(self._prepare(batch[0]), weight)[0]
 
-        history = train_epochs(
+        def on_resume(epoch: int) -> None:
+            nonlocal step
+            step = epoch * steps_per_epoch
+
+        run = train_epochs(
             self.network_, optimizer, None, BatchSource([train.mixtures], self.context.device),
             step_losses, epochs=self.epochs, batch_size=batch_size, grad_clip=self.grad_clip,
             seed=self.seed, progress=self.context.progress, label=f"{self.name} fit",
+            checkpoint_dir=self.context.work_dir, on_resume=on_resume,
         )
+        self.training_events_ = run.events.to_dict()
         self.history_ = [
             {"epoch": h.epoch, "seconds": h.seconds, **h.losses,
              "kl_weight": kl_weight((h.epoch + 1) * steps_per_epoch - 1, warmup_steps, self.beta)}
-            for h in history
+            for h in run.history
         ]
         self.network_.eval()
         return self

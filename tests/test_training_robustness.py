@@ -1,0 +1,147 @@
+"""Non-finite losses, rollbacks and per-epoch checkpoints of the shared training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from methods._training import (
+    CHECKPOINT_FILE,
+    BatchSource,
+    GuardSettings,
+    TrainingDiverged,
+    optimisation_step,
+    train_epochs,
+)
+
+N_SAMPLES, BATCH = 64, 16  # 4 steps per epoch
+
+
+def _problem(init_seed: int = 0):
+    torch.manual_seed(init_seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    data = np.random.default_rng(0).random((N_SAMPLES, 8), dtype=np.float32)
+    return model, optimizer, BatchSource([data], "cpu")
+
+
+class ScriptedLoss:
+    """Mean-squared reconstruction whose loss is NaN on the listed global steps."""
+
+    def __init__(self, model: torch.nn.Module, nan_steps=(), stop_at: int | None = None):
+        self.model, self.nan_steps, self.stop_at, self.step = model, set(nan_steps), stop_at, 0
+
+    def __call__(self, batch):
+        if self.stop_at is not None and self.step == self.stop_at:
+            raise KeyboardInterrupt("simulated interruption")
+        (x,) = batch
+        loss = (self.model(x) - x).pow(2).mean()
+        if self.step in self.nan_steps:
+            loss = loss * torch.tensor(float("nan"))
+        self.step += 1
+        return {"total": loss, "mse": loss}
+
+
+def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _run(model, optimizer, batches, losses, epochs=3, **kwargs):
+    kwargs.setdefault("guard", GuardSettings(check_every=1))
+    return train_epochs(
+        model, optimizer, None, batches, losses, epochs=epochs, batch_size=BATCH, grad_clip=0.5,
+        seed=0, progress=False, label="test", **kwargs,
+    )
+
+
+def test_a_non_finite_step_changes_nothing():
+    model, optimizer, batches = _problem()
+    batch = next(batches.epoch(BATCH, None))
+    optimisation_step(model, optimizer, ScriptedLoss(model), batch, 0.5)
+    before, steps_before = _state(model), [s["step"].clone() for s in optimizer.state.values()]
+    losses, skipped = optimisation_step(model, optimizer, ScriptedLoss(model, nan_steps={0}), batch, 0.5)
+    assert bool(skipped) and not torch.isfinite(losses["total"])
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    assert [s["step"] for s in optimizer.state.values()] == steps_before
+    _, skipped = optimisation_step(model, optimizer, ScriptedLoss(model), batch, 0.5)
+    assert not bool(skipped)
+    assert any(not torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_non_fused_optimizer_also_ignores_a_non_finite_gradient():
+    model, _, batches = _problem()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    batch = next(batches.epoch(BATCH, None))
+    before = _state(model)
+    optimisation_step(model, optimizer, ScriptedLoss(model, nan_steps={0}), batch, None)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
+def test_isolated_non_finite_steps_are_skipped_and_counted():
+    model, optimizer, batches = _problem()
+    run = _run(model, optimizer, batches, ScriptedLoss(model, nan_steps={1, 6}), guard=GuardSettings(check_every=2, rollback_after=3))
+    assert run.events.skipped_steps == 2
+    assert run.events.rollbacks == 0 and run.events.lr_scale == 1.0
+    assert all(np.isfinite(h.losses["total"]) for h in run.history)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2)
+
+
+def test_repeated_failures_roll_back_to_the_last_epoch_with_a_lower_learning_rate():
+    model, optimizer, batches = _problem()
+    snapshots = []
+
+    def validate() -> float:
+        snapshots.append(_state(model))
+        return 0.0
+
+    # epoch 1 (steps 4-7): one good step, then three NaN steps -> rollback at step 7
+    losses = ScriptedLoss(model, nan_steps={5, 6, 7})
+    run = _run(model, optimizer, batches, losses, epochs=2, validate=validate, guard=GuardSettings(check_every=1, rollback_after=3, lr_backoff=0.5))
+    assert run.events.skipped_steps == 3
+    assert run.events.rollbacks == 1
+    assert run.events.lr_scale == 0.5
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(5e-3)
+    # the good step 4 of epoch 1 was undone: the model is back at the end of epoch 0
+    for name, value in snapshots[1].items():
+        torch.testing.assert_close(value, snapshots[0][name], rtol=0, atol=0)
+
+
+def test_training_that_never_recovers_stops_with_a_clear_error():
+    model, optimizer, batches = _problem()
+    losses = ScriptedLoss(model, nan_steps=range(1000))
+    with pytest.raises(TrainingDiverged, match="rollbacks"):
+        _run(model, optimizer, batches, losses, epochs=20, guard=GuardSettings(check_every=1, rollback_after=2, max_rollbacks=3))
+
+
+def test_interrupted_training_resumes_from_its_last_epoch_with_identical_results(tmp_path):
+    torch.set_num_threads(1)
+    model, optimizer, batches = _problem()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
+    straight = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model), epochs=5, batch_size=BATCH,
+                            grad_clip=0.5, seed=0, progress=False, label="straight", checkpoint_dir=tmp_path / "a")
+    expected = _state(model)
+
+    model, optimizer, batches = _problem()
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
+    with pytest.raises(KeyboardInterrupt):  # dies inside epoch 2, after epochs 0 and 1 were saved
+        train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model, stop_at=10), epochs=5, batch_size=BATCH,
+                     grad_clip=0.5, seed=0, progress=False, label="first", checkpoint_dir=tmp_path / "b")
+    saved = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)
+    assert saved["epoch"] == 1
+
+    model, optimizer, batches = _problem(init_seed=1)  # fresh objects: everything must come from the checkpoint
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
+    resumed_at = []
+    resumed = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model), epochs=5, batch_size=BATCH,
+                           grad_clip=0.5, seed=0, progress=False, label="resumed", checkpoint_dir=tmp_path / "b",
+                           on_resume=resumed_at.append)
+    assert resumed_at == [2] and resumed.events.resumed_from_epoch == 2
+    assert [h.epoch for h in resumed.history] == [0, 1, 2, 3, 4]
+    assert [h.losses["total"] for h in resumed.history[:2]] == [h.losses["total"] for h in straight.history[:2]]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5 ** 2)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
