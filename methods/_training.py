@@ -263,7 +263,26 @@ def _clone_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, lr_sc
     }
 
 
-def _write_checkpoint(directory: Path, payload: dict) -> None:
+def global_rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:
+    """torch's global random states (CPU, and every CUDA device), for a training checkpoint.
+
+    Dropout-like noise, VAE sampling and random permutations draw from them, so
+    a resumed fit must continue them to reproduce an uninterrupted one.
+    """
+    state: dict[str, torch.Tensor | list[torch.Tensor]] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: dict) -> None:
+    """Restore what :func:`global_rng_state` returned."""
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def write_training_checkpoint(directory: Path, payload: dict) -> None:
     """Atomically write the per-epoch training checkpoint."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
@@ -271,7 +290,7 @@ def _write_checkpoint(directory: Path, payload: dict) -> None:
     os.replace(tmp, directory / CHECKPOINT_FILE)
 
 
-def _read_checkpoint(directory: Path | None) -> dict | None:
+def read_training_checkpoint(directory: Path | None) -> dict | None:
     """The last epoch checkpoint in ``directory``, or ``None`` if absent or unreadable."""
     if directory is None or not (directory / CHECKPOINT_FILE).is_file():
         return None
@@ -369,7 +388,7 @@ def train_epochs(
     events = TrainingEvents()
     best_score, best_state = math.inf, None
     start_epoch = 0
-    saved = _read_checkpoint(checkpoint_dir)
+    saved = read_training_checkpoint(checkpoint_dir)
     if saved is not None:
         try:
             model.load_state_dict(saved["model"])
@@ -377,6 +396,7 @@ def train_epochs(
             if scheduler is not None and saved["scheduler"] is not None:
                 scheduler.load_state_dict(saved["scheduler"])
             generator.set_state(saved["generator"])
+            set_global_rng_state(saved["rng"])
         except (KeyError, RuntimeError, ValueError) as error:
             raise RuntimeError(f"training checkpoint {checkpoint_dir / CHECKPOINT_FILE} does not fit this model: {error}") from error
         history = [EpochResult(h["epoch"], dict(h["losses"]), h["seconds"]) for h in saved["history"]]
@@ -423,10 +443,11 @@ def train_epochs(
         bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("total", "valid")})
         if checkpoint_dir is not None:
             events.checkpoints_written += 1
-            _write_checkpoint(checkpoint_dir, {
+            write_training_checkpoint(checkpoint_dir, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "generator": generator.get_state(), "history": [asdict(h) for h in history],
+                "generator": generator.get_state(), "rng": global_rng_state(),
+                "history": [asdict(h) for h in history],
                 "best_score": best_score, "best_state": best_state, "events": events.to_dict(),
             })
     bar.close()

@@ -28,7 +28,11 @@ from methods._training import (
     BatchSource,
     NetworkCheckpoint,
     autocast,
+    global_rng_state,
     predict_in_batches,
+    read_training_checkpoint,
+    set_global_rng_state,
+    write_training_checkpoint,
 )
 from methods.base import Method, Split, register
 
@@ -412,7 +416,18 @@ class AdversarialICA(NetworkCheckpoint, Method):
         batch_size = min(self.batch_size, len(train))
         generator = torch.Generator().manual_seed(self.seed)
         self.history_: list[dict[str, float]] = []
-        bar = tqdm(range(self.epochs), desc=f"{self.name} fit", disable=not self.context.progress, leave=False)
+        checkpoint_dir, start_epoch = self.context.work_dir, 0
+        saved = read_training_checkpoint(checkpoint_dir)
+        if saved is not None:  # an interrupted fit: continue after its last finished epoch
+            self.network_.load_state_dict(saved["model"])
+            separator.load_state_dict(saved["separator"])
+            discriminator.load_state_dict(saved["discriminator"])
+            generator.set_state(saved["generator"])
+            set_global_rng_state(saved["rng"])
+            self.history_ = list(saved["history"])
+            start_epoch = saved["epoch"] + 1
+        self.training_events_ = {"resumed_from_epoch": start_epoch if saved is not None else None}
+        bar = tqdm(range(start_epoch, self.epochs), desc=f"{self.name} fit", disable=not self.context.progress, leave=False)
         for epoch in bar:
             self.network_.train()
             start = time.perf_counter()
@@ -426,6 +441,12 @@ class AdversarialICA(NetworkCheckpoint, Method):
             means = {key: float(value) / max(steps, 1) for key, value in sums.items()}  # one read per epoch
             self.history_.append({"epoch": epoch, "seconds": time.perf_counter() - start, **means})
             bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("recon", "discriminator")})
+            if checkpoint_dir is not None:
+                write_training_checkpoint(checkpoint_dir, {
+                    "epoch": epoch, "model": self.network_.state_dict(), "separator": separator.state_dict(),
+                    "discriminator": discriminator.state_dict(), "generator": generator.get_state(),
+                    "rng": global_rng_state(), "history": self.history_,
+                })
         self.network_.eval()
         return self
 

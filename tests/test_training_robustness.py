@@ -145,3 +145,55 @@ def test_interrupted_training_resumes_from_its_last_epoch_with_identical_results
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5 ** 2)
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+
+
+NEURAL_METHODS = {
+    "meae": dict(n_encoders=2, channels=(4, 4, 8, 8), hidden=8, kernel_size=3, batch_size=16, lr_step_epochs=2),
+    "supervised_ae": None,
+    "vae_bss": dict(n_sources=2, channels=(4, 4), latent=4, kernel_size=3, batch_size=16, warmup_epochs=2),
+    "adversarial_ica": dict(n_sources=2, channels=(4, 4), kernel_size=3, disc_channels=4, batch_size=16),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEURAL_METHODS))
+def test_every_neural_method_resumes_an_interrupted_fit_exactly(name, tmp_path, monkeypatch):
+    """Killed in its second epoch, a fit resumes from the epoch-0 checkpoint to the same weights."""
+    import dataclasses
+
+    import methods
+    from methods.base import RunContext, Split
+
+    torch.set_num_threads(1)
+    cls = methods.get(name)
+    params = NEURAL_METHODS[name] or {**cls.profile_params("triangles", "tiny"), "batch_size": 16}
+    params = {**params, "epochs": 3, "seed": 0}
+    rng = np.random.default_rng(0)
+    mixtures = rng.random((48, 32, 32), dtype=np.float32)
+    targets = rng.random((48, 2, 32, 32), dtype=np.float32) if cls.supervised else None
+    split = Split(mixtures, ("a", "b"), targets)
+    context = RunContext(device="cpu", n_threads=1)
+
+    straight = cls(**params).with_context(dataclasses.replace(context, work_dir=tmp_path / "a")).fit(split)
+    expected = _state(straight.network_)
+
+    original_epoch = BatchSource.epoch
+    served = {"batches": 0}
+
+    def interrupted_epoch(self, *args, **kwargs):
+        for batch in original_epoch(self, *args, **kwargs):
+            if served["batches"] == 4:  # 3 batches per epoch: dies in epoch 1
+                raise KeyboardInterrupt("simulated kill")
+            served["batches"] += 1
+            yield batch
+
+    monkeypatch.setattr(BatchSource, "epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        cls(**params).with_context(dataclasses.replace(context, work_dir=tmp_path / "b")).fit(split)
+    monkeypatch.setattr(BatchSource, "epoch", original_epoch)
+    assert torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)["epoch"] == 0
+
+    resumed = cls(**params).with_context(dataclasses.replace(context, work_dir=tmp_path / "b")).fit(split)
+    assert resumed.training_events_["resumed_from_epoch"] == 1
+    assert [h["epoch"] for h in resumed.history_] == [0, 1, 2]
+    for key, value in _state(resumed.network_).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=f"{name}: {key} differs")
