@@ -213,7 +213,7 @@ def _gpu_local_cluster(distributed: Any, slots: list[str]) -> Any:
             "cls": distributed.Nanny,
             "options": {
                 "nthreads": 1, "resources": {"GPU": 1}, "memory_limit": 0, "host": "127.0.0.1",
-                "silence_logs": logging.WARNING,
+                "silence_logs": logging.CRITICAL,
                 "env": {"CUDA_VISIBLE_DEVICES": ids[int(slot.split(":")[1])]},
             },
         }
@@ -287,6 +287,7 @@ def _dask_executor(distributed: Any, device: str, jobs: int, scheduler: str | No
         else:
             cluster = distributed.LocalCluster(
                 n_workers=len(slots), threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=None,
+                silence_logs=logging.CRITICAL,  # cell errors come back as failed records; shutdown races are noise
             )
         address, n_threads = cluster.scheduler_address, cpu_threads(len(slots))
         log.info("started a local Dask cluster at %s with %d workers", address, len(slots))
