@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from methods._networks import count_parameters
+
 RESIDENT_LIMIT_BYTES = 4 * 2**30
 UPLOAD_CHUNK_BYTES = 64 * 2**20
 log = logging.getLogger("bss_bench.training")
@@ -39,6 +41,13 @@ def resolve_device(device: str) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"unknown device '{device}' (auto, cpu, cuda or cuda:N)")
     return device
+
+
+def seed_and_threads(seed: int, device: str, n_threads: int) -> None:
+    """What every network method does before building its network: seed torch, set CPU threads."""
+    torch.manual_seed(seed)
+    if device == "cpu":
+        torch.set_num_threads(max(1, n_threads))
 
 
 def autocast(device: str, enabled: bool) -> torch.autocast | nullcontext:
@@ -156,11 +165,6 @@ def _skip_update_if(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> Non
     for grad in grads:
         grad.nan_to_num_(0.0, 0.0, 0.0)
     optimizer.step()
-
-
-def fused_available(device: str) -> bool | None:
-    """``True`` where torch has fused Adam kernels for ``device`` (CPU and CUDA), else ``None``."""
-    return True if device == "cpu" or device.startswith("cuda") else None
 
 
 def optimisation_step(
@@ -457,6 +461,20 @@ def train_epochs(
 
 
 @torch.no_grad()
+def reconstruct_full(
+    network: torch.nn.Module, prepare: Callable[[torch.Tensor], torch.Tensor], mixtures: np.ndarray, device: str
+) -> np.ndarray:
+    """``sigmoid`` of a ``(logits, code)`` network's full reconstruction, shaped like ``mixtures``."""
+    network.eval()
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        logits, _ = network(prepare(x))
+        return torch.sigmoid(logits.float())[:, 0]
+
+    return predict_in_batches(run, mixtures, device, batch_size=128)
+
+
+@torch.no_grad()
 def predict_in_batches(
     fn: Callable[[torch.Tensor], torch.Tensor], array: np.ndarray, device: str, batch_size: int
 ) -> np.ndarray:
@@ -485,15 +503,24 @@ def load_torch_state(directory: Path) -> tuple[dict, dict]:
 
 
 class NetworkCheckpoint:
-    """``_save_state``/``_load_state`` for methods holding one torch network.
+    """Shared plumbing for methods holding one torch network ``network_``.
 
     The host class sets ``network_class`` (built from a JSON-able ``config``
-    attribute of the network) and implements ``_install(network)``, which puts a
-    network on the method's device. Weights are saved as a state dict and read
-    back with ``weights_only=True``.
+    attribute of the network). Networks take ``(B, 1, *shape)`` inputs and
+    live channels-last on the method's device. Weights are saved as a state
+    dict and read back with ``weights_only=True``.
     """
 
     network_class: type[torch.nn.Module]
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
+        return x.unsqueeze(1)
+
+    def _install(self, network: torch.nn.Module) -> None:
+        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN
+        self.network_ = network.to(self.context.device, memory_format=torch.channels_last)
+        self.n_parameters_ = count_parameters(network)
 
     def _save_state(self, directory: Path) -> None:
         save_torch_state(

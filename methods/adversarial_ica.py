@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from methods._networks import _Layers, count_parameters, from_image, to_image
+from methods._networks import _Layers, from_image, to_image
 from methods._training import (
     BatchSource,
     NetworkCheckpoint,
@@ -31,6 +31,8 @@ from methods._training import (
     global_rng_state,
     predict_in_batches,
     read_training_checkpoint,
+    reconstruct_full,
+    seed_and_threads,
     set_global_rng_state,
     write_training_checkpoint,
 )
@@ -347,21 +349,9 @@ class AdversarialICA(NetworkCheckpoint, Method):
         self.seed = seed
 
     # ------------------------------------------------------------------ plumbing
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
-        return x.unsqueeze(1)
-
-    def _install(self, network: AdversarialICANetwork) -> None:
-        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN
-        self.network_ = network.to(self.context.device, memory_format=torch.channels_last)
-        self.n_parameters_ = count_parameters(network)
-
     def setup(self, train: Split) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         """Seed, build the network for ``train``'s shape; return (separator, discriminator) optimizers."""
-        device = self.context.device
-        torch.manual_seed(self.seed)
-        if device == "cpu":
-            torch.set_num_threads(max(1, self.context.n_threads))
+        seed_and_threads(self.seed, self.context.device, self.context.n_threads)
         check_divisible(train.signal_shape, len(self.channels))
         config = {
             "dims": 1 if train.modality == "1d" else 2, "n_sources": self.n_sources,
@@ -464,16 +454,9 @@ class AdversarialICA(NetworkCheckpoint, Method):
         batch = 128 if mixtures.ndim == 3 else 32
         return predict_in_batches(estimate, mixtures, self.context.device, batch_size=batch)
 
-    @torch.no_grad()
     def reconstruct(self, mixtures: np.ndarray) -> np.ndarray:
         """The full reconstruction (all maps active), shaped like ``mixtures``."""
-        network = self.network_.eval()
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            logits, _ = network(self._prepare(x))
-            return torch.sigmoid(logits.float())[:, 0]
-
-        return predict_in_batches(run, mixtures, self.context.device, batch_size=128)
+        return reconstruct_full(self.network_, self._prepare, mixtures, self.context.device)
 
 
 __all__ = [

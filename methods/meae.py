@@ -23,10 +23,11 @@ from methods._networks import MultiEncoderAutoencoder, NetworkConfig, count_para
 from methods._training import (
     BatchSource,
     autocast,
-    fused_available,
     load_torch_state,
     predict_in_batches,
+    reconstruct_full,
     save_torch_state,
+    seed_and_threads,
     train_epochs,
 )
 from methods.base import Method, Split, register
@@ -93,9 +94,7 @@ class _NetworkMethod(Method):
         Called by :meth:`fit`; public so :mod:`benchmark.speed` times the very same step.
         """
         device = self.context.device
-        torch.manual_seed(self.seed)
-        if device == "cpu":
-            torch.set_num_threads(max(1, self.context.n_threads))
+        seed_and_threads(self.seed, device, self.context.n_threads)
         config = self._network_config(train)
         # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN.
         network = MultiEncoderAutoencoder(config).to(device, memory_format=torch.channels_last)
@@ -105,7 +104,7 @@ class _NetworkMethod(Method):
         self.n_parameters_ = count_parameters(network)
         optimizer = torch.optim.Adam(
             network.parameters(), lr=self.lr, weight_decay=self.weight_decay,
-            fused=fused_available(device),
+            fused=True,
         )
         scheduler = (
             torch.optim.lr_scheduler.StepLR(optimizer, self.lr_step_epochs, self.lr_gamma)
@@ -265,16 +264,9 @@ class MEAE(_NetworkMethod):
 
         return predict_in_batches(estimate, mixtures, self.context.device, batch_size=128)
 
-    @torch.no_grad()
     def reconstruct(self, mixtures: np.ndarray) -> np.ndarray:
         """The full reconstruction (all encoders active), shape like ``mixtures``."""
-        network = self.network_.eval()
-
-        def run(x: torch.Tensor) -> torch.Tensor:
-            logits, _ = network(self._prepare(x))
-            return torch.sigmoid(logits.float())[:, 0]
-
-        return predict_in_batches(run, mixtures, self.context.device, batch_size=128)
+        return reconstruct_full(self.network_, self._prepare, mixtures, self.context.device)
 
     def diagnostics(self) -> dict[str, np.ndarray]:
         """|decoder weights| summed over the kernel, per layer (paper Figure 4)."""

@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._networks import _Layers, count_parameters, from_image, to_image
+from methods._networks import _Layers, from_image, to_image
 from methods._training import (
     BatchSource,
     NetworkCheckpoint,
     autocast,
-    fused_available,
     predict_in_batches,
+    seed_and_threads,
     train_epochs,
 )
 from methods.adversarial_ica import ConvDecoderBody, ConvEncoderBody, check_divisible
@@ -222,28 +222,16 @@ class VAEBSS(NetworkCheckpoint, Method):
         self.seed = seed
 
     # ------------------------------------------------------------------ plumbing
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
-        return x.unsqueeze(1)
-
-    def _install(self, network: VAEBSSNetwork) -> None:
-        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN
-        self.network_ = network.to(self.context.device, memory_format=torch.channels_last)
-        self.n_parameters_ = count_parameters(network)
-
     def setup(self, train: Split) -> torch.optim.Optimizer:
         """Seed, build the network for ``train``'s shape; return its optimizer."""
-        device = self.context.device
-        torch.manual_seed(self.seed)
-        if device == "cpu":
-            torch.set_num_threads(max(1, self.context.n_threads))
+        seed_and_threads(self.seed, self.context.device, self.context.n_threads)
         config = {
             "dims": 1 if train.modality == "1d" else 2, "n_sources": self.n_sources,
             "channels": list(self.channels), "latent": self.latent,
             "kernel_size": self.kernel_size, "signal_shape": list(train.signal_shape),
         }
         self._install(VAEBSSNetwork(config))
-        return torch.optim.Adam(self.network_.parameters(), lr=self.lr, fused=fused_available(device))
+        return torch.optim.Adam(self.network_.parameters(), lr=self.lr, fused=True)
 
     def loss_terms(self, x: torch.Tensor, weight: float, sample: bool = True
                    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
