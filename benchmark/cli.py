@@ -6,6 +6,7 @@ import argparse
 import logging
 import shlex
 import sys
+import time
 
 import methods
 from benchmark.executors import BACKENDS
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results-dir", default="results", help="where leaderboards are written (default results/)")
     parser.add_argument("--cache-dir", default=None, help="data, preprocessed segments and model checkpoints (default .cache/bss-bench or $BSS_BENCH_CACHE)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a method parameter, e.g. --set meae.epochs=5 (repeatable)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="training time per cell: training stops after the step that reaches it, the cell is scored as usual and marked as cut in the leaderboard (part of the cell's identity)")
+    parser.add_argument("--total-time-limit", type=float, default=None, metavar="SECONDS", help="time for the whole run: a cell started late trains for what is left, cells not started by then are skipped")
+    parser.add_argument("--data-jobs", type=int, default=None, help="workers generating or preprocessing data (default: --jobs)")
     parser.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     parser.add_argument("--rebuild-only", action="store_true", help="run nothing: rebuild leaderboards, manifest and figures from finished cells")
     parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
@@ -101,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"unknown profile '{args.profile}' (available: {', '.join(PROFILES)})")
     if args.jobs < 1:
         return _fail("--jobs must be at least 1")
+    if args.data_jobs is not None and args.data_jobs < 1:
+        return _fail("--data-jobs must be at least 1")
+    for value, option in ((args.time_limit, "--time-limit"), (args.total_time_limit, "--total-time-limit")):
+        if value is not None and value <= 0:
+            return _fail(f"{option} must be a positive number of seconds, got {value:g}")
     if args.scheduler is not None and args.backend != "dask":
         return _fail("--scheduler needs --backend dask")
     command = "python run_benchmark.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
@@ -109,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         method_names = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
         overrides = parse_overrides(args.overrides)
         failed = 0
+        run_deadline = None if args.total_time_limit is None else time.time() + args.total_time_limit
         for suite_name in chosen:
             summary = run_suite(
                 suite_name, profile=args.profile, method_names=method_names, seeds=seeds,
@@ -118,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_recordings=args.max_recordings,
                 signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),
                 command=command, backend=args.backend, scheduler=args.scheduler,
+                time_limit=args.time_limit, run_deadline=run_deadline, data_jobs=args.data_jobs,
             )
             failed += len(summary.failed)
             print(

@@ -8,11 +8,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-LEADERBOARD_COLUMNS = ["suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source"]
+LEADERBOARD_COLUMNS = [
+    "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited",
+]
 RUN_COLUMNS = [
     "suite", "profile", "method", "label", "seed", "input", "target", "metric", "value",
-    "fit_seconds", "device", "cell_id",
+    "fit_seconds", "device", "cell_id", "time_limited", "epochs_completed", "epochs_planned", "samples_seen",
 ]
+
+
+def _budgets(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training budgets of a cell: one, or one per input of a multi-input suite."""
+    budget = record.get("training_budget")
+    if not budget:
+        return []
+    if "cut" in budget:
+        return [budget]
+    return [b for b in budget.values() if isinstance(b, dict)]
+
+
+def budget_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """``time_limited`` and how far training got, for the runs table (NaN where not recorded)."""
+    budgets = _budgets(record)
+    cut = [b for b in budgets if b.get("cut")]
+    if not budgets:
+        return {"time_limited": False, "epochs_completed": np.nan, "epochs_planned": np.nan, "samples_seen": np.nan}
+    return {
+        "time_limited": bool(cut),
+        "epochs_completed": min(b["epochs_completed"] for b in budgets),
+        "epochs_planned": max(b["epochs_planned"] for b in budgets),
+        "samples_seen": min(b["samples_seen"] for b in budgets),
+    }
 
 
 @dataclass(frozen=True)
@@ -38,7 +64,7 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "suite": record["suite"], "profile": record["profile"], "method": record["method"],
                 "label": record["label"] + (f" ({variant})" if variant else ""), "seed": record["seed"], **score,
                 "fit_seconds": record["timings"].get("fit", np.nan), "device": record["device"],
-                "cell_id": record["cell_id"],
+                "cell_id": record["cell_id"], **budget_columns(record),
             })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -50,12 +76,17 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
 
     ``std`` is the sample standard deviation (ddof=1); it is empty for one seed.
     ``method`` is the cell label (the method name, plus any ``--set`` overrides).
+    ``time_limited`` is empty, or says for how many seeds the time limit cut training
+    and after how many epochs (e.g. ``"1 of 1 seeds: 12 of 100 epochs, 2764800 samples"``).
     """
     if runs.empty:
         measured = pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     else:
-        grouped = runs.groupby(["suite", "label", "input", "target", "metric"], sort=False)["value"]
+        keys = ["suite", "label", "input", "target", "metric"]
+        grouped = runs.groupby(keys, sort=False)["value"]
         measured = grouped.agg(mean="mean", std="std", n_seeds="size").reset_index()
+        notes = {key: _time_limit_note(group) for key, group in runs.groupby(keys, sort=False)}
+        measured["time_limited"] = [notes[tuple(row)] for row in measured[keys].itertuples(index=False)]
         measured = measured.rename(columns={"label": "method"})
         measured["source"] = "measured"
     reference = pd.DataFrame(reference_rows, columns=LEADERBOARD_COLUMNS)
@@ -63,6 +94,23 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
     frames = [f for f in (measured, from_data, reference) if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else measured
     return table[LEADERBOARD_COLUMNS]
+
+
+def _span(values: pd.Series) -> str:
+    low, high = int(values.min()), int(values.max())
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _time_limit_note(group: pd.DataFrame) -> str:
+    """Empty, or how many of the group's seeds the time limit cut, after how many epochs."""
+    cut = group[group["time_limited"].astype(bool)]
+    if cut.empty:
+        return ""
+    cells = cut.drop_duplicates("cell_id")
+    return (
+        f"{len(cells)} of {group['cell_id'].nunique()} seeds: {_span(cells['epochs_completed'])} of "
+        f"{_span(cells['epochs_planned'])} epochs, {_span(cells['samples_seen'])} samples"
+    )
 
 
 def _format(mean: float, std: float, n: float, digits: int) -> str:
@@ -82,6 +130,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
     header = "| Method | Source | Seeds | " + " | ".join(c.title for c in columns) + " |"
     rule = "|---|---|---|" + "---|" * len(columns)
     lines = [header, rule]
+    footnotes: list[str] = []
     keys = leaderboard[["method", "source"]].drop_duplicates().itertuples(index=False)
     order = sorted(keys, key=lambda k: (k.source != "measured", k.method != baseline, k.method))
     for method, source in order:
@@ -98,6 +147,12 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
         if all(c == "—" for c in cells):
             continue
         label = method if source == "measured" else f"{method} (paper, reference)"
+        notes = sorted({n for n in rows.get("time_limited", pd.Series(dtype=object)).dropna() if n})
+        if notes:
+            footnotes.append(f"{'†' * (len(footnotes) + 1)} `{method}`: training cut by the time limit ({'; '.join(notes)}).")
+            label += " " + "†" * len(footnotes)
         n_seeds = "—" if source != "measured" else ", ".join(str(int(s)) for s in sorted(seeds) if np.isfinite(s))
         lines.append(f"| {label} | {source} | {n_seeds} | " + " | ".join(cells) + " |")
+    if footnotes:
+        lines += ["", *footnotes]
     return "\n".join(lines) + "\n"

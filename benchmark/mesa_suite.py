@@ -286,6 +286,7 @@ class MesaSuite(Suite):
             "selection_band_share": band_shares, "n_train": len(train_rows), "n_test": len(test_rows),
             "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
             "training_events": getattr(method, "training_events_", None),
+            "training_budget": getattr(method, "training_budget_", None),
             "n_parameters": getattr(method, "n_parameters_", None),
         }
         for name, seconds in (("fit", fit_seconds), ("select", select_seconds), ("score", score_seconds)):

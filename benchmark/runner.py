@@ -89,6 +89,7 @@ class CellSpec:
     seed: int
     params: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = None
 
     @property
     def label(self) -> str:
@@ -105,11 +106,14 @@ class CellSpec:
         return f"{self.method}__seed{self.seed}{suffix}"
 
     def fingerprint(self, data_key: str) -> str:
-        """Changes whenever anything that determines the result changes."""
-        return _digest({
+        """Changes whenever anything that determines the result changes (a time limit included)."""
+        identity = {
             "suite": self.suite, "profile": self.profile, "method": self.method, "seed": self.seed,
             "params": self.params, "data": data_key, "format": CELL_FORMAT_VERSION,
-        }, 24)
+        }
+        if self.time_limit is not None:
+            identity["time_limit"] = self.time_limit
+        return _digest(identity, 24)
 
 
 def resolve_methods(suite: str, modality: str, names: list[str] | None, device: str) -> tuple[list[str], list[dict]]:
@@ -139,11 +143,15 @@ def resolve_methods(suite: str, modality: str, names: list[str] | None, device: 
     return run, skipped
 
 
-def plan_cells(suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]]) -> list[CellSpec]:
+def plan_cells(
+    suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]],
+    time_limit: float | None = None,
+) -> list[CellSpec]:
     """Every (method, seed) cell with parameters = defaults < profile < overrides < seed.
 
     A method without a ``seed`` parameter is deterministic: it gets one cell (the
-    first seed), since every seed would give the same numbers.
+    first seed), since every seed would give the same numbers. ``time_limit``
+    (seconds of training per cell) becomes part of every cell's identity.
     """
     registry = methods.discover()
     cells = []
@@ -153,21 +161,36 @@ def plan_cells(suite: str, profile: str, method_names: list[str], seeds: list[in
         base = {**cls.default_params(), **cls.profile_params(suite, profile), **own}
         for seed in seeds if "seed" in base else seeds[:1]:
             params = {**base, "seed": seed} if "seed" in base else base
-            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own)))
+            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit))
     return cells
 
 
 # -------------------------------------------------------------------- execution
-def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool, force: bool = False) -> tuple[dict, dict]:
+def execute_cell(
+    spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool,
+    force: bool = False, run_deadline: float | None = None,
+) -> tuple[dict, dict]:
     """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
 
     With ``force`` a checkpoint left by an earlier run is deleted, so the model is refitted.
+    ``run_deadline`` (a ``time.time()`` value, from ``--total-time-limit``) caps the cell's
+    training time at what is left of the run; a cell that starts after it is not run
+    (``status == "skipped"``).
     """
     started = time.time()
+    time_limit = spec.time_limit
+    if run_deadline is not None:
+        left = run_deadline - started
+        if left <= 0:
+            return {
+                "cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped",
+                "reason": "the run's --total-time-limit was reached before this cell started",
+            }, {}
+        time_limit = left if time_limit is None else min(time_limit, left)
     try:
         suite = get_suite(spec.suite)
         cls = methods.get(spec.method)
-        context = RunContext(device=device, n_threads=n_threads, progress=progress)
+        context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit)
         model_dir = Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(handle.key)[:12]}"
         if force:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -184,6 +207,8 @@ def execute_cell(spec: CellSpec, handle: DataHandle, device: str, n_threads: int
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
         "scores": outcome.scores, "details": outcome.details,
+        "time_limit": {"per_cell_s": spec.time_limit, "effective_s": time_limit},
+        "training_budget": training_budget(outcome.details),
         "timings": {**outcome.timings, "total": time.time() - started},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -211,7 +236,8 @@ def run_suite(
     cache_dir: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
     force: bool = False, rebuild_only: bool = False, progress: bool = True, data_dir: str | Path | None = None,
     max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
-    backend: str = "joblib", scheduler: str | None = None,
+    backend: str = "joblib", scheduler: str | None = None, time_limit: float | None = None,
+    run_deadline: float | None = None, data_jobs: int | None = None,
 ) -> RunSummary:
     """Run every planned cell of one suite that is not already finished, then rebuild its outputs.
 
@@ -220,8 +246,16 @@ def run_suite(
     ``backend="dask"`` runs them on a Dask cluster, a local one of ``jobs`` workers or the one
     whose scheduler address is ``scheduler`` (see :func:`benchmark.executors.open_executor`).
     Either way this process writes each result as it arrives.
+
+    ``time_limit`` caps each cell's training time (seconds; part of the cell's identity);
+    ``run_deadline`` (a ``time.time()`` value, from ``--total-time-limit``) caps the whole
+    run: a cell started late trains for what is left, and cells not started by then are
+    skipped with that reason.
+    ``data_jobs`` sets the workers of data preparation (default ``jobs``).
     """
     start = time.time()
+    if time_limit is not None and time_limit <= 0:
+        raise BenchmarkError(f"--time-limit must be a positive number of seconds, got {time_limit}")
     suite = get_suite(suite_name)
     check_backend(backend, scheduler)
     remote = scheduler is not None
@@ -234,11 +268,11 @@ def run_suite(
     names, skipped = resolve_methods(suite_name, suite.modality, method_names, device)
     if method_names and method_names != ["all"] and not names:
         raise BenchmarkError(f"no requested method applies to suite '{suite_name}': " + "; ".join(s["reason"] for s in skipped))
-    cells = plan_cells(suite_name, profile, names, list(seeds), overrides or {})
+    cells = plan_cells(suite_name, profile, names, list(seeds), overrides or {}, time_limit)
 
     options = SuiteOptions(
         cache_dir=cache_dir, data_dir=Path(data_dir) if data_dir else None,
-        max_recordings=max_recordings, signals=tuple(signals), n_jobs=max(1, jobs), progress=progress,
+        max_recordings=max_recordings, signals=tuple(signals), n_jobs=max(1, data_jobs or jobs), progress=progress,
     )
     handle = suite.prepare(profile, options)
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
@@ -250,12 +284,18 @@ def run_suite(
 
     summary.execution = {"backend": backend, "scheduler": scheduler, "workers": 0}
     if todo:
-        task = functools.partial(execute_cell, handle=handle, cache_dir=str(cache_dir), force=force)
+        task = functools.partial(
+            execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=run_deadline,
+        )
         with open_executor(backend, device, jobs, scheduler) as executor:
             summary.execution = executor.describe()
             bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not progress)
             for record, arrays in executor.run(task, todo, progress):
                 bar.update(1)
+                if record["status"] == "skipped":
+                    log.warning("cell %s not run: %s", record["cell_id"], record["reason"])
+                    summary.skipped.append({"method": record["method"], "seed": record["seed"], "reason": record["reason"]})
+                    continue
                 if record["status"] != "finished":
                     log.error("cell %s failed: %s", record["cell_id"], record["error"])
                     summary.failed.append(record)
@@ -310,6 +350,8 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
                 "assignment": r["details"].get("assignment", {}).get("by_source"),
                 "unused_outputs": r["details"].get("assignment", {}).get("unused"),
                 "training_events": training_events(r["details"]),
+                "time_limit": r.get("time_limit"),
+                "training_budget": r.get("training_budget"),
             }
             for r in records
         },
@@ -319,6 +361,18 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
             "skipped": summary.skipped,
         },
     }
+
+
+def training_budget(details: dict[str, Any]) -> dict[str, Any] | None:
+    """How much training a cell's fits got (per input for multi-input suites), or ``None``."""
+    if details.get("training_budget") is not None:
+        return details["training_budget"]
+    per_input = {
+        name: info["training_budget"]
+        for name, info in details.get("inputs", {}).items()
+        if info.get("training_budget") is not None
+    }
+    return per_input or None
 
 
 def training_events(details: dict[str, Any]) -> dict[str, Any] | None:

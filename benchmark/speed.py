@@ -12,6 +12,13 @@ warm-up steps. ``--suite triangles`` times the 2-D MEAE, ``--suite mesa`` the
 1-D one (the paper's ECG/PPG configuration with ``--profile paper``). Prints
 one JSON line; ``--append`` also adds it to a JSON-lines file (the source of
 ``results/speed.md``).
+
+The record also gives the model FLOPs of one training step per sample
+(forward and backward of every loss term, counted by
+``torch.utils.flop_counter.FlopCounterMode``; a multiply-add is 2 FLOPs), the
+achieved FLOP/s, and on GPUs with a known bf16 dense peak the share of it.
+``--precision fp32`` turns bf16 autocast off on CUDA; with ``--compile`` the
+seconds of the first (compiling) warm-up step are reported as ``compile_s``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import time
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import methods
 from benchmark.environment import describe_device
@@ -32,6 +40,29 @@ from methods.base import RunContext, Split
 
 SIGNAL_SHAPES = {"triangles": (64, 64), "mesa": (12288,)}
 SOURCES = {"triangles": ("triangle", "circle"), "mesa": ("nasal_pressure",)}
+# Dense bf16 tensor-core peaks (FLOP/s, no sparsity) from the vendor's data sheets.
+BF16_DENSE_PEAK = {"H100 80GB HBM3": 989.4e12, "H100 SXM": 989.4e12, "H200": 989.4e12, "H100 PCIe": 756.0e12, "A100": 312.0e12}
+
+
+def bf16_peak(device: str) -> float | None:
+    """The data-sheet dense bf16 peak of the CUDA device, or ``None`` when unknown or on CPU."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    for key, peak in BF16_DENSE_PEAK.items():
+        if key in name:
+            return peak
+    return None
+
+
+def step_flops(method, batch_tensors: list[torch.Tensor]) -> float:
+    """FLOPs of one training step's forward and backward passes (not the optimizer)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        losses = method._step_losses(batch_tensors)
+        losses["total"].backward()
+    method.network_.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
 
 
 def _synchronize(device: str) -> None:
@@ -40,7 +71,11 @@ def _synchronize(device: str) -> None:
 
 
 def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup: int, device: str, threads: int, overrides: dict) -> dict:
-    """Time ``steps`` training steps after ``warmup`` ones; return the JSON record."""
+    """Time ``steps`` training steps after ``warmup`` ones; return the JSON record.
+
+    FLOPs are counted on a separate step of the uncompiled network before the
+    warm-up, so they never include compilation.
+    """
     cls = methods.get(model)
     params = {**cls.default_params(), **cls.profile_params(suite, profile), **overrides, "batch_size": batch}
     method = cls(**params).with_context(RunContext(device=device, n_threads=threads))
@@ -53,22 +88,38 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
     method.network_.train()
     batch_tensors = [torch.from_numpy(a).to(device) for a in method._arrays(split)]
 
-    for _ in range(warmup):
+    compiled = method._forward
+    method._forward = method.network_
+    flops = step_flops(method, batch_tensors)
+    method._forward = compiled
+    compile_seconds = None
+    for index in range(warmup):
+        first = time.perf_counter()
         optimisation_step(method.network_, optimizer, method._step_losses, batch_tensors, method.grad_clip)
+        if index == 0 and getattr(method, "compile_model", False):
+            _synchronize(device)
+            compile_seconds = round(time.perf_counter() - first, 2)
     _synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         optimisation_step(method.network_, optimizer, method._step_losses, batch_tensors, method.grad_clip)
     _synchronize(device)
     seconds = time.perf_counter() - start
+    achieved = flops * steps / seconds
+    peak = bf16_peak(device)
+    amp = bool(getattr(method, "amp", False) and device.startswith("cuda"))
     return {
         "model": model, "suite": suite, "profile": profile, "batch": batch, "steps": steps,
         "warmup": warmup, "device": describe_device(device), "threads": torch.get_num_threads(),
-        "amp": bool(getattr(method, "amp", False) and device.startswith("cuda")),
-        "compile": bool(getattr(method, "compile_model", False)),
+        "amp": amp, "precision": "bf16-autocast" if amp else "fp32",
+        "compile": bool(getattr(method, "compile_model", False)), "compile_s": compile_seconds,
         "fused_optimizer": bool(optimizer.defaults.get("fused")),
         "params": method.n_parameters_, "step_ms": round(1000 * seconds / steps, 2),
-        "samples_per_s": round(batch * steps / seconds, 2), "torch": torch.__version__,
+        "samples_per_s": round(batch * steps / seconds, 2),
+        "gflop_per_sample": round(flops / batch / 1e9, 4), "achieved_tflop_s": round(achieved / 1e12, 3),
+        "bf16_dense_peak_tflop_s": None if peak is None else round(peak / 1e12, 1),
+        "share_of_bf16_peak": None if peak is None else round(achieved / peak, 4),
+        "torch": torch.__version__,
     }
 
 
@@ -84,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU intra-op threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast (default) or fp32 on CUDA; the CPU always runs fp32")
     parser.add_argument("--append", default=None, metavar="PATH", help="also append the JSON record to this JSON-lines file")
     args = parser.parse_args(argv)
     try:
@@ -94,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         profile = cls.profile_params(args.suite, args.profile)
         batch = args.batch or profile.get("batch_size") or cls.default_params().get("batch_size", 32)
         overrides = {"compile_model": True} if args.compile else {}
+        if args.precision == "fp32":
+            overrides["amp"] = False
         record = measure(args.model, args.suite, args.profile, batch, args.steps, args.warmup, device, args.threads, overrides)
     except (KeyError, ValueError) as error:
         print(f"benchmark.speed: error: {error.args[0] if error.args else error}", file=sys.stderr)

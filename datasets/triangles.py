@@ -73,6 +73,7 @@ DISTORTION_KERNEL.setflags(write=False)
 
 #: Samples per chunk; each chunk has its own spawned random generator.
 CHUNK_SIZE = 2000
+PROCESS_JOBS_FROM = 4
 #: Bumped whenever the generator changes its output, so that stale caches are not reused.
 GENERATOR_VERSION = 1
 
@@ -250,9 +251,11 @@ def _iter_chunks(
     seeds = np.random.SeedSequence(config.seed).spawn(len(starts))
     sizes = [min(CHUNK_SIZE, config.n - start) for start in starts]
     tasks = (delayed(_generate_chunk)(config, s, m) for s, m in zip(seeds, sizes, strict=True))
-    # Threads avoid pickling ~100 MB per chunk back from worker processes, and most of the work
-    # runs in C code (Pillow resampling, NumPy) that releases the GIL.
-    results = Parallel(n_jobs=n_jobs, return_as="generator", prefer="threads")(tasks)
+    # Up to PROCESS_JOBS_FROM workers, threads avoid pickling ~100 MB per chunk back from worker
+    # processes (Pillow resampling and NumPy release the GIL); the per-shape Python loop holds it,
+    # so many workers (a GPU machine's 16 cores) are processes.
+    prefer = "processes" if n_jobs >= PROCESS_JOBS_FROM or n_jobs < 0 else "threads"
+    results = Parallel(n_jobs=n_jobs, return_as="generator", prefer=prefer)(tasks)
     with tqdm(total=config.n, desc="triangles", unit="img", disable=not progress) as bar:
         for start, chunk in zip(starts, results, strict=True):
             yield start, chunk

@@ -47,8 +47,8 @@ class _Layers:
         padding = k // 2 if self.dims == 2 else (0, k // 2)
         return nn.Conv2d(c_in, c_out, self._size(k), padding=padding, groups=groups)
 
-    def batch_norm(self, channels: int) -> nn.BatchNorm2d:
-        return nn.BatchNorm2d(channels)
+    def batch_norm(self, channels: int, momentum: float = 0.1) -> nn.BatchNorm2d:
+        return nn.BatchNorm2d(channels, momentum=momentum)
 
     def pool(self) -> nn.MaxPool2d:
         return nn.MaxPool2d(self._size(2))
@@ -95,6 +95,10 @@ class NetworkConfig:
         ``"linear"`` (MEAE) or ``"relu"`` (supervised AE).
     decoder_norm : str
         ``"group"`` (GroupNorm with N groups, MEAE) or ``"batch"``.
+    batch_norm_momentum : float
+        Momentum of every BatchNorm (PyTorch convention: the weight of the
+        newest batch in the running statistics). The authors' model code uses
+        0.8; PyTorch's default is 0.1.
     """
 
     dims: int = 2
@@ -106,6 +110,7 @@ class NetworkConfig:
     out_channels: int = 1
     encoding_activation: str = "linear"
     decoder_norm: str = "group"
+    batch_norm_momentum: float = 0.1
 
     def __post_init__(self) -> None:
         n = self.n_encoders
@@ -118,6 +123,17 @@ class NetworkConfig:
             raise ValueError(f"encoding_activation must be linear or relu: {self.encoding_activation}")
         if self.decoder_norm not in ("group", "batch"):
             raise ValueError(f"decoder_norm must be group or batch: {self.decoder_norm}")
+
+    def decoder_widths(self) -> tuple[int, ...]:
+        """Output channels of the decoder's upsampling blocks, deep to shallow.
+
+        The paper's decoder (Figure 6, and the authors' model code) walks the
+        list ``[C0, C0, C1, ..., C_last]`` backwards: after the 1x1 input
+        convolution to ``C_last`` channels, block ``i`` maps the width of level
+        ``L-i`` to that of level ``L-i-1``, and the last block repeats the
+        shallowest width (144->96, 96->48, 48->24, 24->24 for the triangles).
+        """
+        return tuple(reversed((self.channels[0], *self.channels[:-1])))
 
     @property
     def downsampling(self) -> int:
@@ -153,11 +169,11 @@ class MultiEncoder(nn.Module):
             layers += [
                 make.conv(previous, width, k, groups=groups),
                 nn.ReLU(inplace=True),
-                make.batch_norm(width),
+                make.batch_norm(width, config.batch_norm_momentum),
                 make.conv(width, width, k, groups=n),
                 nn.ReLU(inplace=True),
                 make.pool(),
-                make.batch_norm(width),
+                make.batch_norm(width, config.batch_norm_momentum),
             ]
             previous = width
         self.body = nn.Sequential(*layers)
@@ -182,7 +198,7 @@ class Decoder(nn.Module):
         def norm(width: int) -> nn.Module:
             if config.decoder_norm == "group":
                 return nn.GroupNorm(n, width)
-            return make.batch_norm(width)
+            return make.batch_norm(width, config.batch_norm_momentum)
 
         self.input = make.conv(config.hidden, widths[0], 1)
         self.input_norm = norm(widths[0])
@@ -190,7 +206,7 @@ class Decoder(nn.Module):
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         previous = widths[0]
-        for width in widths:
+        for width in config.decoder_widths():
             self.convs.append(make.conv(previous, width, k))
             self.norms.append(norm(width))
             previous = width

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from methods._networks import count_parameters
 
 RESIDENT_LIMIT_BYTES = 4 * 2**30
+GPU_RESIDENT_SHARE = 0.5
 UPLOAD_CHUNK_BYTES = 64 * 2**20
 log = logging.getLogger("bss_bench.training")
 
@@ -44,10 +45,17 @@ def resolve_device(device: str) -> str:
 
 
 def seed_and_threads(seed: int, device: str, n_threads: int) -> None:
-    """What every network method does before building its network: seed torch, set CPU threads."""
+    """What every network method does before building its network: seed torch, set CPU threads.
+
+    On CUDA, cuDNN autotuning is switched on: batch shapes are fixed, so each
+    convolution gets its fastest algorithm (GPU convolutions are not bitwise
+    reproducible either way).
+    """
     torch.manual_seed(seed)
     if device == "cpu":
         torch.set_num_threads(max(1, n_threads))
+    else:
+        torch.backends.cudnn.benchmark = True
 
 
 def autocast(device: str, enabled: bool) -> torch.autocast | nullcontext:
@@ -84,9 +92,11 @@ class BatchSource:
         Larger ones are streamed: each batch's rows are read in sorted order
         by a background thread while the previous batch trains, in pinned
         memory for a GPU, so host memory stays at a few batches whatever the
-        data size. Default: 4 GiB on a GPU; on the CPU, arrays already in
-        memory are used in place and on-disk ones (memory maps, row views of
-        the MESA cache) are always streamed.
+        data size. Default on a GPU: half of its free memory (at least 4 GiB),
+        so a whole training set (the paper profile's 115,200 image pairs with
+        their sources: 5.7 GB) stays on the device; on the CPU, arrays already
+        in memory are used in place and on-disk ones (memory maps, row views
+        of the MESA cache) are always streamed.
     """
 
     def __init__(self, arrays: list[np.ndarray], device: str, resident_limit: int | None = None):
@@ -94,8 +104,11 @@ class BatchSource:
         self.device = torch.device(device)
         self.n = int(arrays[0].shape[0])
         if resident_limit is None:
-            on_gpu = self.device.type == "cuda"
-            resident_limit = RESIDENT_LIMIT_BYTES if on_gpu or all(_in_memory(a) for a in arrays) else 0
+            if self.device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(self.device)
+                resident_limit = max(RESIDENT_LIMIT_BYTES, int(GPU_RESIDENT_SHARE * free))
+            else:
+                resident_limit = RESIDENT_LIMIT_BYTES if all(_in_memory(a) for a in arrays) else 0
         total = sum(int(np.prod(a.shape)) * 4 for a in arrays)
         self.resident = total <= resident_limit
         self._tensors = [self._upload(a) for a in arrays] if self.resident else None
@@ -199,11 +212,17 @@ def optimisation_step(
 
 @dataclass
 class EpochResult:
-    """Mean of each loss term over the epoch's applied (finite) steps."""
+    """Mean of each loss term over the epoch's applied (finite) steps.
+
+    ``complete`` is false for an epoch that the time limit stopped part-way;
+    ``samples`` counts the training samples its steps saw.
+    """
 
     epoch: int
     losses: dict[str, float]
     seconds: float
+    samples: int = 0
+    complete: bool = True
 
 
 @dataclass
@@ -245,11 +264,44 @@ class TrainingEvents:
 
 
 @dataclass
+class TrainingBudget:
+    """How much training a run got, and whether its time limit cut it short.
+
+    Attributes
+    ----------
+    time_limit_s : float or None
+        The training time limit, ``None`` for none.
+    cut : bool
+        True when the limit stopped training before ``epochs_planned``.
+    epochs_planned : int
+        Epochs of the schedule.
+    epochs_completed : int
+        Whole epochs trained (a cut epoch is not counted).
+    samples_seen : int
+        Training samples of all steps, the cut epoch's included.
+    train_seconds : float
+        Seconds spent in the epoch loop (summed over resumed runs).
+    """
+
+    time_limit_s: float | None
+    cut: bool
+    epochs_planned: int
+    epochs_completed: int
+    samples_seen: int
+    train_seconds: float
+
+    def to_dict(self) -> dict[str, float | int | bool | None]:
+        """JSON-friendly copy."""
+        return asdict(self)
+
+
+@dataclass
 class TrainingLog:
-    """Per-epoch history and events of :func:`train_epochs`."""
+    """Per-epoch history, events and training budget of :func:`train_epochs`."""
 
     history: list[EpochResult]
     events: TrainingEvents
+    budget: TrainingBudget | None = None
 
 
 class TrainingDiverged(RuntimeError):
@@ -368,6 +420,7 @@ def train_epochs(
     checkpoint_dir: Path | None = None,
     guard: GuardSettings | None = None,
     on_resume: Callable[[int], None] | None = None,
+    time_limit: float | None = None,
 ) -> TrainingLog:
     """Run the epoch loop shared by the neural methods.
 
@@ -385,7 +438,15 @@ def train_epochs(
     caller the first epoch that will run. With ``keep_best`` and a ``validate``
     callable (lower is better), the model ends with the weights of its best
     validation epoch.
+
+    With ``time_limit`` (seconds of training, resumed runs counting the time
+    their earlier epochs took), training stops after the step during which
+    the limit is reached: the cut epoch is recorded as incomplete, the
+    learning-rate schedule is not advanced for it and no checkpoint is
+    written for it. The returned log's ``budget`` says how far training got.
     """
+    if time_limit is not None and time_limit <= 0:
+        raise ValueError(f"time_limit must be positive seconds, got {time_limit}")
     settings = guard or GuardSettings()
     generator = torch.Generator().manual_seed(seed)
     history: list[EpochResult] = []
@@ -403,7 +464,10 @@ def train_epochs(
             set_global_rng_state(saved["rng"])
         except (KeyError, RuntimeError, ValueError) as error:
             raise RuntimeError(f"training checkpoint {checkpoint_dir / CHECKPOINT_FILE} does not fit this model: {error}") from error
-        history = [EpochResult(h["epoch"], dict(h["losses"]), h["seconds"]) for h in saved["history"]]
+        history = [
+            EpochResult(h["epoch"], dict(h["losses"]), h["seconds"], h.get("samples", 0), h.get("complete", True))
+            for h in saved["history"]
+        ]
         best_score, best_state = saved["best_score"], saved["best_state"]
         events = TrainingEvents(**saved["events"])
         start_epoch = saved["epoch"] + 1
@@ -412,13 +476,18 @@ def train_epochs(
             on_resume(start_epoch)
         log.info("%s: resuming after epoch %d from %s", label, saved["epoch"], checkpoint_dir)
     safe = _Guard(model, optimizer, settings, events)
+    spent = sum(h.seconds for h in history)
+    deadline = None if time_limit is None else time.monotonic() + time_limit - spent
+    cut = deadline is not None and time.monotonic() >= deadline
     steps_per_epoch = max(1, len(batches) // batch_size) if len(batches) >= batch_size else 1
     bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=label, disable=not progress, leave=False)
     for epoch in range(start_epoch, epochs):
+        if cut:
+            break
         model.train()
         start = time.perf_counter()
         sums: dict[str, torch.Tensor] = {}
-        steps = skipped_in_epoch = 0
+        steps = skipped_in_epoch = samples = 0
         for batch in batches.epoch(batch_size, generator, drop_last=True):
             losses, skipped = optimisation_step(model, optimizer, step_losses, batch, grad_clip)
             applied = ~skipped
@@ -427,13 +496,18 @@ def train_epochs(
                 sums[name] = sums[name] + term if name in sums else term
             safe.record(skipped)
             steps += 1
+            samples += int(batch[0].shape[0])
             if steps % settings.check_every == 0:
                 skipped_in_epoch += safe.check()
                 bar.update(settings.check_every)
                 bar.set_postfix(loss=f"{float(sums['total']) / max(steps - skipped_in_epoch, 1):.4g}", epoch=epoch)
+            if deadline is not None and time.monotonic() >= deadline:
+                cut = True
+                break
         skipped_in_epoch += safe.check()
         bar.update(steps % settings.check_every)
-        if scheduler is not None:
+        complete = not cut or steps >= steps_per_epoch
+        if scheduler is not None and complete:
             scheduler.step()
         applied_steps = max(steps - skipped_in_epoch, 1)
         means = {name: float(total) / applied_steps for name, total in sums.items()}
@@ -443,9 +517,9 @@ def train_epochs(
                 best_score = means["valid"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         safe.mark_good()
-        history.append(EpochResult(epoch, means, time.perf_counter() - start))
+        history.append(EpochResult(epoch, means, time.perf_counter() - start, samples, complete))
         bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("total", "valid")})
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and complete:
             events.checkpoints_written += 1
             write_training_checkpoint(checkpoint_dir, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -457,7 +531,15 @@ def train_epochs(
     bar.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
-    return TrainingLog(history, events)
+    budget = TrainingBudget(
+        time_limit_s=time_limit, cut=cut and sum(h.complete for h in history) < epochs,
+        epochs_planned=epochs, epochs_completed=sum(h.complete for h in history),
+        samples_seen=sum(h.samples for h in history), train_seconds=round(sum(h.seconds for h in history), 3),
+    )
+    if budget.cut:
+        log.info("%s: time limit of %.3g s reached after %d of %d epochs (%d samples)", label,
+                 time_limit, budget.epochs_completed, epochs, budget.samples_seen)
+    return TrainingLog(history, events, budget)
 
 
 @torch.no_grad()
@@ -526,7 +608,8 @@ class NetworkCheckpoint:
         save_torch_state(
             directory,
             {"network": self.network_.config, "history": getattr(self, "history_", None),
-             "training_events": getattr(self, "training_events_", None)},
+             "training_events": getattr(self, "training_events_", None),
+             "training_budget": getattr(self, "training_budget_", None)},
             self.network_.state_dict(),
         )
 
@@ -538,3 +621,4 @@ class NetworkCheckpoint:
         self.network_.eval()
         self.history_ = config.get("history")
         self.training_events_ = config.get("training_events")
+        self.training_budget_ = config.get("training_budget")

@@ -104,12 +104,16 @@ class RunContext:
         Whether to show progress bars.
     work_dir : Path or None
         A private scratch folder for checkpoints, or ``None``.
+    time_limit : float or None
+        Seconds of training a method may use (``--time-limit``); epoch-based
+        methods stop after the step that reaches it. ``None``: no limit.
     """
 
     device: str = "cpu"
     n_threads: int = 1
     progress: bool = False
     work_dir: Path | None = None
+    time_limit: float | None = None
 
 
 @dataclass

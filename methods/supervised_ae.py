@@ -16,11 +16,12 @@ from methods.meae import _NetworkMethod
 TRIANGLES_PAPER: dict[str, Any] = dict(
     channels=(24, 48, 96, 144), hidden=96, kernel_size=7, epochs=100, batch_size=256, lr=1e-3,
     weight_decay=1e-5, lr_step_epochs=50, lr_gamma=0.1, grad_clip=0.5, keep_best=False,
+    batch_norm_momentum=0.8,
 )
 MESA_PAPER: dict[str, Any] = dict(
     channels=(16, 16, 32, 32, 64, 64, 128, 128), hidden=32, kernel_size=7, epochs=50,
     batch_size=256, lr=1e-3, weight_decay=1e-6, lr_step_epochs=0, lr_gamma=1.0, grad_clip=0.5,
-    keep_best=True,
+    keep_best=True, batch_norm_momentum=0.8,
 )
 TRIANGLES_QUICK: dict[str, Any] = dict(
     TRIANGLES_PAPER, channels=(12, 24, 48, 72), hidden=48, kernel_size=5, epochs=6,
@@ -49,6 +50,7 @@ class SupervisedAE(_NetworkMethod):
     channels, hidden, kernel_size : architecture (see :class:`methods._networks.NetworkConfig`).
     epochs, batch_size, lr, weight_decay, lr_step_epochs, lr_gamma, grad_clip : training.
     keep_best : keep the epoch with the lowest validation loss.
+    batch_norm_momentum : BatchNorm momentum (0.8 in the authors' code, the paper profiles).
     amp, compile_model, seed : as for MEAE.
     """
 
@@ -66,7 +68,8 @@ class SupervisedAE(_NetworkMethod):
         self, channels: tuple[int, ...] = (24, 48, 96, 144), hidden: int = 96, kernel_size: int = 7,
         epochs: int = 100, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5,
         lr_step_epochs: int = 50, lr_gamma: float = 0.1, grad_clip: float = 0.5,
-        keep_best: bool = False, amp: bool = True, compile_model: bool = False, seed: int = 0,
+        keep_best: bool = False, batch_norm_momentum: float = 0.1, amp: bool = True,
+        compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.channels = channels
         self.hidden = hidden
@@ -79,10 +82,10 @@ class SupervisedAE(_NetworkMethod):
         self.lr_gamma = lr_gamma
         self.grad_clip = grad_clip
         self.keep_best = keep_best
+        self.batch_norm_momentum = batch_norm_momentum
         self.amp = amp
         self.compile_model = compile_model
         self.seed = seed
-
 
     def fit(self, train: Split, valid: Split | None = None) -> SupervisedAE:
         if train.targets is None:
@@ -95,6 +98,7 @@ class SupervisedAE(_NetworkMethod):
             dims=1 if train.modality == "1d" else 2, n_encoders=1, channels=tuple(self.channels),
             hidden=self.hidden, kernel_size=self.kernel_size, out_channels=train.targets.shape[1],
             encoding_activation="relu", decoder_norm="batch",
+            batch_norm_momentum=self.batch_norm_momentum,
         )
 
     def _arrays(self, split: Split) -> list[np.ndarray]:

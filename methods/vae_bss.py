@@ -275,8 +275,10 @@ class VAEBSS(NetworkCheckpoint, Method):
             step_losses, epochs=self.epochs, batch_size=batch_size, grad_clip=self.grad_clip,
             seed=self.seed, progress=self.context.progress, label=f"{self.name} fit",
             checkpoint_dir=self.context.work_dir, on_resume=on_resume,
+            time_limit=getattr(self.context, "time_limit", None),
         )
         self.training_events_ = run.events.to_dict()
+        self.training_budget_ = run.budget.to_dict()
         self.history_ = [
             {"epoch": h.epoch, "seconds": h.seconds, **h.losses,
              "kl_weight": kl_weight((h.epoch + 1) * steps_per_epoch - 1, warmup_steps, self.beta)}
