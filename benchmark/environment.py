@@ -29,17 +29,18 @@ def package_versions() -> dict[str, str]:
 def git_state(root: Path | None = None) -> dict[str, object]:
     """Commit hash and whether the work tree had uncommitted changes.
 
-    Where the tree is no git checkout (a copy sent to a GPU machine), the
-    commit named by ``$BSS_BENCH_COMMIT`` is recorded, marked as declared.
+    ``$BSS_BENCH_COMMIT``, when set, is recorded instead (marked as declared):
+    a copy of the tree sent to a GPU machine may carry no ``.git`` or a stale
+    one, whose HEAD is not the code that runs.
     """
     root = root or Path(__file__).resolve().parent.parent
+    if os.environ.get("BSS_BENCH_COMMIT"):
+        return {"commit": os.environ["BSS_BENCH_COMMIT"], "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", None
-    if not commit and os.environ.get("BSS_BENCH_COMMIT"):
-        return {"commit": os.environ["BSS_BENCH_COMMIT"], "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
     if not commit:
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(dirty)}
