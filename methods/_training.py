@@ -25,6 +25,7 @@ RESIDENT_LIMIT_BYTES = 4 * 2**30
 GPU_RESIDENT_SHARE = 0.5
 UPLOAD_CHUNK_BYTES = 64 * 2**20
 log = logging.getLogger("bss_bench.training")
+_clock = time.monotonic  # the time-limit clock; tests replace it with a fake one
 
 
 def resolve_device(device: str) -> str:
@@ -477,8 +478,8 @@ def train_epochs(
         log.info("%s: resuming after epoch %d from %s", label, saved["epoch"], checkpoint_dir)
     safe = _Guard(model, optimizer, settings, events)
     spent = sum(h.seconds for h in history)
-    deadline = None if time_limit is None else time.monotonic() + time_limit - spent
-    cut = deadline is not None and time.monotonic() >= deadline
+    deadline = None if time_limit is None else _clock() + time_limit - spent
+    cut = deadline is not None and _clock() >= deadline
     steps_per_epoch = max(1, len(batches) // batch_size) if len(batches) >= batch_size else 1
     bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=label, disable=not progress, leave=False)
     for epoch in range(start_epoch, epochs):
@@ -501,7 +502,7 @@ def train_epochs(
                 skipped_in_epoch += safe.check()
                 bar.update(settings.check_every)
                 bar.set_postfix(loss=f"{float(sums['total']) / max(steps - skipped_in_epoch, 1):.4g}", epoch=epoch)
-            if deadline is not None and time.monotonic() >= deadline:
+            if deadline is not None and _clock() >= deadline:
                 cut = True
                 break
         skipped_in_epoch += safe.check()

@@ -1,0 +1,108 @@
+"""The one-shot GPU script's CPU path, end to end at the tiny profile (so it cannot rot)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmark.environment import git_state
+from benchmark.speed import _conv_backward_flops, measure
+from datasets.triangles import TrianglesConfig, generate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_script_cpu_path_packs_speed_records_and_time_limited_results(tmp_path):
+    out = tmp_path / "out"
+    command = [
+        "bash", str(REPO_ROOT / "scripts" / "gpu_run.sh"), "--out", str(out), "--device", "cpu",
+        "--profile", "tiny", "--budget", "300", "--meae-time", "2", "--sae-time", "2",
+        "--speed-steps", "1", "--speed-batch", "2", "--data-jobs", "1", "--steps", "speed,data,meae,sae",
+    ]
+    env = {**os.environ, "PYTHON": sys.executable, "BSS_BENCH_COMMIT": "0" * 40}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "step 5 data_and_mixture_floor" in done.stdout and "packed" in done.stdout
+
+    extract = tmp_path / "extract"
+    with tarfile.open(out / "gpu_run.tar.gz") as archive:
+        archive.extractall(extract, filter="data")
+    summary = json.loads((extract / "summary.json").read_text())
+    assert [s["name"] for s in summary["steps"]] == [
+        "speed_triangles_bf16", "speed_triangles_fp32", "speed_mesa_bf16", "speed_mesa_fp32",
+        "data_and_mixture_floor", "meae", "supervised_ae",
+    ]
+    assert all(s["status"] == "ok" for s in summary["steps"])
+    assert summary["steps"][5]["notes"]["time_limit_s"] == 2
+
+    records = [json.loads(line) for line in (extract / "speed.jsonl").read_text().splitlines()]
+    assert [(r["suite"], r["precision"]) for r in records] == [
+        ("triangles", "fp32"), ("triangles", "fp32"), ("mesa", "fp32"), ("mesa", "fp32"),
+    ]  # the CPU runs fp32 whatever --precision says
+    assert all(r["gflop_per_sample"] > 0 and r["samples_per_s"] > 0 for r in records)
+
+    root = extract / "results" / "triangles" / "tiny"
+    board = pd.read_csv(root / "leaderboard.csv")
+    measured = set(board[board.source == "measured"].method)
+    assert measured == {"mixture", "meae", "supervised_ae"}
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["git"] == {"commit": "0" * 40, "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
+    assert set(manifest["cells"]) == {"mixture__seed0", "meae__seed0", "supervised_ae__seed0"}
+    assert all(manifest["cells"][c]["training_budget"]["time_limit_s"] == 2.0 for c in ("meae__seed0", "supervised_ae__seed0"))
+    assert (root / "figures" / "sample_grid.png").is_file()
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_conv_backward_costs_twice_the_forward_grouped_or_not(groups):
+    conv = torch.nn.Conv2d(24, 48, 7, padding=3, groups=groups)
+    x = torch.rand(2, 24, 16, 16, requires_grad=True)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops})
+    with counter:
+        conv(x).sum().backward()
+    counts = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    forward = 2 * 2 * 16 * 16 * 48 * (24 // groups) * 49
+    assert counts == {"aten.convolution": forward, "aten.convolution_backward": 2 * forward}
+
+
+def test_speed_record_counts_forward_and_backward_flops():
+    record = measure("meae", "triangles", "paper", batch=8, steps=1, warmup=1, device="cpu", threads=1, overrides={})
+    # Forward convolution FLOPs of the paper's triangles network per 64x64 image (2 per multiply-add):
+    # encoder levels (64, 32, 16, 8 px; grouped convolutions of 8, 16, 32, 48 channels per encoder),
+    # then the decoder blocks 144->96 (8 px), 96->48 (16), 48->24 (32), 24->24 (64); k = 7.
+    k2 = 49
+    first = 1 * 24 * k2 * 64**2
+    encoder = (first + 3 * 8 * 8 * k2 * 64**2 + 3 * 8 * 16 * k2 * 32**2 + 3 * 16 * 16 * k2 * 32**2
+               + 3 * 16 * 32 * k2 * 16**2 + 3 * 32 * 32 * k2 * 16**2 + 3 * 32 * 48 * k2 * 8**2
+               + 3 * 48 * 48 * k2 * 8**2 + 96 * 48 * 4**2)
+    decoder = 96 * 144 * 4**2 + (144 * 96 * 8**2 + 96 * 48 * 16**2 + 48 * 24 * 32**2 + 24 * 24 * 64**2) * k2 + 24 * 64**2
+    # forward + input gradient (none for the first layer) + weight gradient, then the batch-1
+    # zero-reconstruction pass through the decoder (no input gradient for its first layer).
+    expected = 2 * (3 * (encoder + decoder) - first + (3 * decoder - 96 * 144 * 4**2) / 8) / 1e9
+    assert record["gflop_per_sample"] == pytest.approx(expected, rel=1e-3)
+    assert record["params"] == 1_866_578 and record["precision"] == "fp32"
+    assert record["share_of_bf16_peak"] is None  # no known peak on a CPU
+
+
+def test_triangles_generation_is_identical_with_threads_and_processes():
+    config = TrianglesConfig(n=2100, seed=3)  # two chunks
+    threads = generate(config, n_jobs=2, progress=False)
+    processes = generate(config, n_jobs=4, progress=False)
+    for key in ("mixture", "triangle", "circle", "flipped"):
+        np.testing.assert_array_equal(threads[key], processes[key])
+
+
+def test_git_state_prefers_a_declared_commit(monkeypatch):
+    monkeypatch.setenv("BSS_BENCH_COMMIT", "abc123")
+    assert git_state() == {"commit": "abc123", "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
+    monkeypatch.delenv("BSS_BENCH_COMMIT")
+    assert git_state()["commit"] != "abc123"

@@ -1,0 +1,135 @@
+"""Time-limited training: the epoch loop, the runner, the leaderboard and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark import cli
+from benchmark.runner import CellSpec, run_suite
+from methods import _training
+from methods._training import BatchSource, train_epochs
+
+N_SAMPLES, BATCH = 32, 8  # four steps per epoch
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """Every read of the time-limit clock advances it by one second."""
+    ticks = itertools.count(1)
+    monkeypatch.setattr(_training, "_clock", lambda: float(next(ticks)))
+
+
+def _train(epochs: int, time_limit: float | None, checkpoint_dir=None):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    data = np.random.default_rng(0).random((N_SAMPLES, 4), dtype=np.float32)
+
+    def step_losses(batch):
+        return {"total": model(batch[0]).pow(2).mean()}
+
+    run = train_epochs(
+        model, optimizer, scheduler, BatchSource([data], "cpu"), step_losses, epochs=epochs,
+        batch_size=BATCH, grad_clip=None, seed=0, progress=False, label="test",
+        checkpoint_dir=checkpoint_dir, time_limit=time_limit,
+    )
+    return run, optimizer
+
+
+def test_no_time_limit_trains_every_epoch():
+    run, optimizer = _train(epochs=3, time_limit=None)
+    budget = run.budget
+    assert (budget.cut, budget.epochs_completed, budget.epochs_planned) == (False, 3, 3)
+    assert budget.samples_seen == 3 * N_SAMPLES
+    assert [h.complete for h in run.history] == [True, True, True]
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**3)
+
+
+def test_time_limit_stops_mid_epoch_after_the_step_that_reaches_it(fake_clock):
+    # Clock reads: 1 sets the deadline (1 + 5.5), 2 checks it, then one per step: steps at
+    # t = 3..6 finish epoch 0, the step read at t = 7 passes the deadline: 5 steps in all.
+    run, optimizer = _train(epochs=100, time_limit=5.5)
+    budget = run.budget
+    assert budget.cut and budget.epochs_completed == 1 and budget.epochs_planned == 100
+    assert budget.samples_seen == 5 * BATCH
+    assert [(h.epoch, h.complete, h.samples) for h in run.history] == [(0, True, 32), (1, False, 8)]
+    # the schedule advanced for the whole epoch only
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5)
+
+
+def test_limit_reached_on_the_last_step_of_an_epoch_keeps_that_epoch_whole(fake_clock):
+    run, _ = _train(epochs=100, time_limit=4.5)
+    assert run.budget.cut and run.budget.epochs_completed == 1
+    assert [h.complete for h in run.history] == [True]
+    assert run.budget.samples_seen == N_SAMPLES
+
+
+def test_resumed_training_counts_the_time_of_earlier_epochs(tmp_path):
+    first, _ = _train(epochs=2, time_limit=None, checkpoint_dir=tmp_path)
+    spent = sum(h.seconds for h in first.history)
+    resumed, _ = _train(epochs=5, time_limit=spent / 2, checkpoint_dir=tmp_path)
+    assert resumed.events.resumed_from_epoch == 2
+    assert resumed.budget.cut and resumed.budget.epochs_completed == 2
+    assert resumed.budget.samples_seen == 2 * N_SAMPLES
+
+
+def test_time_limit_must_be_positive():
+    with pytest.raises(ValueError, match="time_limit"):
+        _train(epochs=1, time_limit=0)
+
+
+def test_time_limit_is_part_of_the_cell_identity():
+    spec = CellSpec("triangles", "tiny", "meae", 0, {"epochs": 1})
+    limited = CellSpec("triangles", "tiny", "meae", 0, {"epochs": 1}, time_limit=60.0)
+    assert spec.fingerprint("data") != limited.fingerprint("data")
+    assert spec.fingerprint("data") == CellSpec("triangles", "tiny", "meae", 0, {"epochs": 1}).fingerprint("data")
+
+
+def test_runner_records_and_marks_cells_cut_by_the_time_limit(tmp_path):
+    summary = run_suite(
+        "triangles", profile="tiny", method_names=["mixture", "meae"], seeds=[0], device="cpu",
+        progress=False, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
+        overrides={"meae": {"epochs": 10_000}}, time_limit=1.0,
+    )
+    assert not summary.failed
+    root = tmp_path / "results" / "triangles" / "tiny"
+    cell_id = next(c for c in summary.ran if c.startswith("meae"))
+    record = json.loads((root / "cells" / f"{cell_id}.json").read_text())
+    budget = record["training_budget"]
+    assert budget["cut"] and budget["epochs_planned"] == 10_000
+    assert budget["epochs_completed"] < 10_000 and budget["samples_seen"] > 0
+    assert 0 < budget["train_seconds"] < 10  # stops after the step that reaches the limit
+    assert record["time_limit"] == {"per_cell_s": 1.0, "effective_s": 1.0}
+
+    board = pd.read_csv(root / "leaderboard.csv", keep_default_na=False)
+    meae = board[board.method.str.startswith("meae") & (board.source == "measured")]
+    assert (meae.time_limited.str.contains(f"{budget['epochs_completed']} of 10000 epochs")).all()
+    mixture = board[(board.method == "mixture") & (board.source == "measured")]
+    assert (mixture.time_limited == "").all()
+    markdown = (root / "leaderboard.md").read_text()
+    assert "meae[epochs=10000] †" in markdown and "training cut by the time limit" in markdown
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["cells"][cell_id]["training_budget"]["cut"] is True
+
+
+def test_cells_not_started_before_the_run_deadline_are_skipped_with_the_reason(tmp_path):
+    summary = run_suite(
+        "triangles", profile="tiny", method_names=["mixture"], seeds=[0], device="cpu", progress=False,
+        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", run_deadline=time.time() - 1,
+    )
+    assert summary.ran == [] and summary.failed == []
+    assert [s["reason"] for s in summary.skipped] == ["the run's --total-time-limit was reached before this cell started"]
+
+
+@pytest.mark.parametrize("option", ["--time-limit", "--total-time-limit"])
+def test_cli_rejects_a_non_positive_time_limit(option, capsys):
+    assert cli.main(["--suite", "triangles", option, "0"]) == 2
+    assert f"{option} must be a positive number of seconds" in capsys.readouterr().err
