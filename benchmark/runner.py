@@ -363,28 +363,22 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
     }
 
 
+def fit_detail(details: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``details[key]`` of a cell's fit, or its per-input values for multi-input suites, or ``None``."""
+    if details.get(key) is not None:
+        return details[key]
+    per_input = {name: info[key] for name, info in details.get("inputs", {}).items() if info.get(key) is not None}
+    return per_input or None
+
+
 def training_budget(details: dict[str, Any]) -> dict[str, Any] | None:
     """How much training a cell's fits got (per input for multi-input suites), or ``None``."""
-    if details.get("training_budget") is not None:
-        return details["training_budget"]
-    per_input = {
-        name: info["training_budget"]
-        for name, info in details.get("inputs", {}).items()
-        if info.get("training_budget") is not None
-    }
-    return per_input or None
+    return fit_detail(details, "training_budget")
 
 
 def training_events(details: dict[str, Any]) -> dict[str, Any] | None:
     """Non-finite-loss and resume events of a cell's fits (per input for multi-input suites)."""
-    if details.get("training_events") is not None:
-        return details["training_events"]
-    per_input = {
-        name: info["training_events"]
-        for name, info in details.get("inputs", {}).items()
-        if info.get("training_events") is not None
-    }
-    return per_input or None
+    return fit_detail(details, "training_events")
 
 
 def default_cache_dir() -> Path:
