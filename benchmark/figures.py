@@ -146,3 +146,53 @@ def bland_altman_figure(pairs: dict[str, tuple[np.ndarray, np.ndarray]], input_n
     figure.suptitle(f"Bland-Altman, {input_name}-derived rate vs nasal-pressure rate (test)", fontsize=9)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+LOSS_TERMS = ("total", "recon", "mixing", "zero", "encoding")
+
+
+def training_curves_figure(histories: dict[str, dict[int, list[dict]]], path: Path) -> Path:
+    """Each method's loss terms per epoch, one line per seed, one row per method.
+
+    ``histories`` maps a method label to ``{seed: fit_history}`` where each
+    history entry holds ``epoch`` and loss terms; a row shows the terms of
+    :data:`LOSS_TERMS` its method reports (MEAE: all of Eq. 21), then its
+    others. Epochs cut short by a time limit get a hollow marker. The paper's
+    Appendix B.2 discusses the resets such curves show.
+    """
+    skip = {"epoch", "seconds", "samples", "complete", "kl_weight"}
+    rows = {}
+    for label, runs in histories.items():
+        present = {k for history in runs.values() for h in history for k in h} - skip
+        rows[label] = [t for t in LOSS_TERMS if t in present] + sorted(present - set(LOSS_TERMS))
+    n_cols = max(len(terms) for terms in rows.values())
+    figure, axes = plt.subplots(len(rows), n_cols, figsize=(2.6 * n_cols, 2.2 * len(rows)), squeeze=False)
+    palette = sns.color_palette("colorblind")
+    for row, (label, terms) in enumerate(rows.items()):
+        for col in range(n_cols):
+            ax = axes[row, col]
+            if col >= len(terms):
+                ax.axis("off")
+                continue
+            term = terms[col]
+            for index, (seed, history) in enumerate(sorted(histories[label].items())):
+                points = [(h["epoch"] + 1, h[term], h.get("complete", True)) for h in history if term in h]
+                if not points:
+                    continue
+                epochs, values, _ = zip(*points, strict=True)
+                color = palette[index % len(palette)]
+                ax.plot(epochs, values, color=color, linewidth=1, marker="o", markersize=2.5, label=f"seed {seed}")
+                for epoch, value, whole in points:
+                    if not whole:
+                        ax.plot(epoch, value, marker="o", markersize=6, markerfacecolor="none", color=color)
+            if term in ("mixing", "zero", "encoding"):
+                ax.set_yscale("log")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.set_title(f"{label}: {term}", fontsize=7)
+            ax.set_xlabel("epoch", fontsize=6)
+            ax.tick_params(which="both", labelsize=6)
+            if col == 0:
+                ax.legend(fontsize=5)
+    figure.suptitle("Training losses per epoch (mean over the epoch's steps)", fontsize=9)
+    figure.tight_layout()
+    return save_figure(figure, path)

@@ -168,7 +168,11 @@ class TrianglesSuite(Suite):
         return "\n".join(header) + markdown_table(leaderboard, columns)
 
     def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.figures import decoder_weight_figure, sample_grid_figure
+        from benchmark.figures import (
+            decoder_weight_figure,
+            sample_grid_figure,
+            training_curves_figure,
+        )
 
         splits = self.load_splits(handle)
         test = splits["test"]
@@ -182,6 +186,13 @@ class TrianglesSuite(Suite):
             n = next(iter(per_method.values())).shape[0]
             paths.append(sample_grid_figure(
                 test.mixtures[:n], test.targets[:n], SOURCES, per_method, out_dir / "sample_grid.png"))
+        histories: dict[str, dict[int, list[dict]]] = {}
+        for record in records:
+            history = record.get("details", {}).get("fit_history")
+            if history:
+                histories.setdefault(record["label"], {})[record["seed"]] = history
+        if histories:
+            paths.append(training_curves_figure(histories, out_dir / "training_curves.png"))
         for record in records:
             cell_arrays = arrays.get(record["cell_id"], {})
             keys = [k for k in cell_arrays if k.startswith("decoder_weights_")]

@@ -180,7 +180,7 @@ def test_run_writes_every_output(base):
     assert set(summary.ran) == CELLS and summary.reused == [] and summary.failed == []
     for name in ("runs.csv", "leaderboard.csv", "leaderboard.md", "manifest.json"):
         assert (root / name).stat().st_size > 0, name
-    for name in ("sample_grid.png", "decoder_weights.png"):
+    for name in ("sample_grid.png", "decoder_weights.png", "training_curves.png"):
         assert (root / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert {p.stem for p in (root / "cells").glob("*.json")} == CELLS
 
