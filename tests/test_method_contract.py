@@ -120,6 +120,13 @@ def test_method_runs_on_suite(name, suite_name, prepared):
     assert len(identities) == len(set(identities)), "duplicate score rows"
     json.dumps(_jsonable(outcome.details), default=str)  # details must be JSON-friendly
     assert all(v >= 0 for v in outcome.timings.values())
+    if suite_name == "mesa":
+        # The synthetic cohort always has a respiration to find: a run whose every rate is NaN
+        # ("coverage 0.0" is finite) must not pass.
+        coverage = [r["value"] for r in outcome.scores if r["metric"] == "coverage"]
+        maes = [r["value"] for r in outcome.scores if r["metric"] == "mae_bpm"]
+        assert coverage and max(coverage) > 0, f"{name}: no test segment got a rate"
+        assert any(math.isfinite(v) for v in maes), f"{name}: no finite rate MAE"
 
     # candidates: (n, K, *signal_shape), K >= 1, float32, finite
     for method, train in fitted:
