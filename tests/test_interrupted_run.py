@@ -76,3 +76,11 @@ def test_sigkill_mid_training_then_rerun_resumes(tmp_path):
     assert [h["epoch"] for h in history] == list(range(12))
     # the finished model replaced its training checkpoint
     assert not checkpoint.exists()
+
+    # and the resumed fit scores exactly what an uninterrupted one does
+    fresh = tmp_path / "fresh"
+    whole = subprocess.run(_command(fresh), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    resumed_scores = json.loads(next(store.rglob("meae__seed0*.json")).read_text())["scores"]
+    whole_scores = json.loads(next((fresh / "results").rglob("meae__seed0*.json")).read_text())["scores"]
+    assert resumed_scores == whole_scores

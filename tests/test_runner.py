@@ -447,3 +447,21 @@ def test_rebuild_only_runs_nothing(tmp_path, cache_dir):
     assert summary.ran == [] and summary.reused == []
     assert not list((tmp_path / "triangles" / "tiny").glob("cells/*.json"))
     assert (tmp_path / "triangles" / "tiny" / "leaderboard.csv").exists()
+
+
+def test_rebuild_only_restores_the_outputs_of_finished_cells(copy_of_base, cache_dir):
+    root = _root(copy_of_base)
+    board_before = (root / "leaderboard.csv").read_text()
+    runs_before = (root / "runs.csv").read_text()
+    cells_before = _mtimes(copy_of_base)
+    for name in ("leaderboard.csv", "leaderboard.md", "runs.csv", "manifest.json"):
+        (root / name).unlink()
+    shutil.rmtree(root / "figures")
+
+    summary = _run(copy_of_base, cache_dir, rebuild_only=True)
+    assert summary.ran == [] and set(summary.reused) == CELLS
+    assert _mtimes(copy_of_base) == cells_before  # no cell recomputed or rewritten
+    assert (root / "leaderboard.csv").read_text() == board_before
+    assert (root / "runs.csv").read_text() == runs_before
+    assert set(json.loads((root / "manifest.json").read_text())["cells"]) == CELLS
+    assert (root / "figures" / "sample_grid.png").is_file()
