@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--total-time-limit", type=float, default=None, metavar="SECONDS", help="time for the whole run: a cell started late trains for what is left, cells not started by then are skipped")
     parser.add_argument("--data-jobs", type=int, default=None, help="workers generating or preprocessing data (default: --jobs)")
     parser.add_argument("--force", action="store_true", help="recompute cells that are already finished")
+    parser.add_argument("--recompute-stale", action="store_true", help="recompute exactly the finished cells whose recorded package versions differ from the installed ones (or that predate provenance)")
     parser.add_argument("--rebuild-only", action="store_true", help="run nothing: rebuild leaderboards, manifest and figures from finished cells")
     parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
     parser.add_argument("--max-recordings", type=int, default=None, help="MESA: use at most this many recordings")
@@ -129,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
                 signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),
                 command=command, backend=args.backend, scheduler=args.scheduler,
                 time_limit=args.time_limit, run_deadline=run_deadline, data_jobs=args.data_jobs,
+                recompute_stale=args.recompute_stale,
             )
             failed += len(summary.failed)
+            if summary.stale and not args.recompute_stale:
+                print(f"{suite_name}/{args.profile}: {len(summary.stale)} reused cells are stale (marked ‡ in the leaderboard); --recompute-stale recomputes them")
             print(
                 f"{suite_name}/{args.profile}: {len(summary.ran)} cells run, {len(summary.reused)} reused, "
                 f"{len(summary.failed)} failed, {len(summary.skipped)} skipped in {summary.seconds:.0f} s "

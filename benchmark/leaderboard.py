@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 
 LEADERBOARD_COLUMNS = [
-    "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited",
+    "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
 ]
 RUN_COLUMNS = [
     "suite", "profile", "method", "label", "seed", "input", "target", "metric", "value",
     "fit_seconds", "device", "cell_id", "time_limited", "epochs_completed", "epochs_planned", "samples_seen",
+    "stale",
 ]
 
 
@@ -52,8 +53,9 @@ class ColumnSpec:
     digits: int = 4
 
 
-def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per cell x input x target x metric."""
+def runs_frame(records: list[dict[str, Any]], stale: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """One row per cell x input x target x metric; ``stale`` maps cell ids to why they are stale."""
+    stale = stale or {}
     rows = []
     for record in records:
         for score in record["scores"]:
@@ -65,6 +67,7 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "label": record["label"] + (f" ({variant})" if variant else ""), "seed": record["seed"], **score,
                 "fit_seconds": record["timings"].get("fit", np.nan), "device": record["device"],
                 "cell_id": record["cell_id"], **budget_columns(record),
+                "stale": "; ".join(stale.get(record["cell_id"], [])),
             })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
 
@@ -85,8 +88,10 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
         keys = ["suite", "label", "input", "target", "metric"]
         grouped = runs.groupby(keys, sort=False)["value"]
         measured = grouped.agg(mean="mean", std="std", n_seeds="size").reset_index()
-        notes = {key: _time_limit_note(group) for key, group in runs.groupby(keys, sort=False)}
-        measured["time_limited"] = [notes[tuple(row)] for row in measured[keys].itertuples(index=False)]
+        groups = dict(list(runs.groupby(keys, sort=False)))
+        rows = [groups[tuple(row)] for row in measured[keys].itertuples(index=False)]
+        measured["time_limited"] = [_time_limit_note(group) for group in rows]
+        measured["stale"] = [_stale_note(group) for group in rows]
         measured = measured.rename(columns={"label": "method"})
         measured["source"] = "measured"
     reference = pd.DataFrame(reference_rows, columns=LEADERBOARD_COLUMNS)
@@ -113,6 +118,15 @@ def _time_limit_note(group: pd.DataFrame) -> str:
     )
 
 
+def _stale_note(group: pd.DataFrame) -> str:
+    """Empty, or how many of the group's seeds are stale and why."""
+    cells = group.drop_duplicates("cell_id")
+    stale = cells[cells["stale"].fillna("").astype(str) != ""]
+    if stale.empty:
+        return ""
+    return f"{len(stale)} of {len(cells)} seeds: " + " | ".join(sorted(set(stale["stale"])))
+
+
 def _format(mean: float, std: float, n: float, digits: int) -> str:
     if mean is None or not np.isfinite(mean):
         return "—"
@@ -131,6 +145,8 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
     rule = "|---|---|---|" + "---|" * len(columns)
     lines = [header, rule]
     footnotes: list[str] = []
+    stale_notes: list[str] = []
+    stale_markers: dict[str, int] = {}
     keys = leaderboard[["method", "source"]].drop_duplicates().itertuples(index=False)
     order = sorted(keys, key=lambda k: (k.source != "measured", k.method != baseline, k.method))
     for method, source in order:
@@ -151,8 +167,14 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
         if notes:
             footnotes.append(f"{'†' * (len(footnotes) + 1)} `{method}`: training cut by the time limit ({'; '.join(notes)}).")
             label += " " + "†" * len(footnotes)
+        stale = "; ".join(sorted({n for n in rows.get("stale", pd.Series(dtype=object)).dropna() if n}))
+        if stale:
+            if stale not in stale_markers:
+                stale_markers[stale] = len(stale_markers) + 1
+                stale_notes.append(f"‡{stale_markers[stale]} stale cells, reused as computed: {stale}.")
+            label += f" ‡{stale_markers[stale]}"
         n_seeds = "—" if source != "measured" else ", ".join(str(int(s)) for s in sorted(seeds) if np.isfinite(s))
         lines.append(f"| {label} | {source} | {n_seeds} | " + " | ".join(cells) + " |")
-    if footnotes:
-        lines += ["", *footnotes]
+    if footnotes or stale_notes:
+        lines += ["", *footnotes, *stale_notes]
     return "\n".join(lines) + "\n"

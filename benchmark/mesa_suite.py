@@ -116,6 +116,7 @@ class MesaSuite(Suite):
     name = "mesa"
     description = "Respiration from ECG/PPG, MESA layout (paper Table 2: rate MAE vs nasal pressure/thoracic)"
     modality = "1d"
+    dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
 
     # ------------------------------------------------------------------ data
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:

@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 
 import methods
 from benchmark import leaderboard as lb
-from benchmark.environment import describe_device, environment_info
+from benchmark.environment import describe_device, environment_info, package_versions
 from benchmark.executors import check_backend, failed_record, open_executor
+from benchmark.provenance import cell_provenance, stale_reasons, summarize
 from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
 from benchmark.suites import BenchmarkError, DataHandle, SuiteOptions, get_suite
 from methods._training import resolve_device
@@ -90,6 +91,7 @@ class CellSpec:
     params: dict[str, Any]
     overrides: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
+    code_versions: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -113,6 +115,8 @@ class CellSpec:
         }
         if self.time_limit is not None:
             identity["time_limit"] = self.time_limit
+        if any(v != 1 for v in self.code_versions.values()):  # version 1: the code before versions existed
+            identity["code"] = self.code_versions
         return _digest(identity, 24)
 
 
@@ -154,25 +158,28 @@ def plan_cells(
     (seconds of training per cell) becomes part of every cell's identity.
     """
     registry = methods.discover()
+    scoring_version = getattr(get_suite(suite), "scoring_version", 1)
     cells = []
     for name in method_names:
         cls = registry[name]
+        code = {"method": getattr(cls, "version", 1), "suite_scoring": scoring_version}
         own = overrides.get(name, {})
         base = {**cls.default_params(), **cls.profile_params(suite, profile), **own}
         for seed in seeds if "seed" in base else seeds[:1]:
             params = {**base, "seed": seed} if "seed" in base else base
-            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit))
+            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))
     return cells
 
 
 # -------------------------------------------------------------------- execution
 def execute_cell(
     spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool,
-    force: bool = False, run_deadline: float | None = None,
+    force: bool = False, run_deadline: float | None = None, force_cells: frozenset[str] = frozenset(),
 ) -> tuple[dict, dict]:
     """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
 
-    With ``force`` a checkpoint left by an earlier run is deleted, so the model is refitted.
+    With ``force`` (or the cell's id in ``force_cells``) a checkpoint left by an earlier run is
+    deleted, so the model is refitted.
     ``run_deadline`` (a ``time.time()`` value, from ``--total-time-limit``) caps the cell's
     training time at what is left of the run; a cell that starts after it is not run
     (``status == "skipped"``).
@@ -192,7 +199,7 @@ def execute_cell(
         cls = methods.get(spec.method)
         context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit)
         model_dir = Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(handle.key)[:12]}"
-        if force:
+        if force or spec.cell_id in force_cells:
             shutil.rmtree(model_dir, ignore_errors=True)
 
         def factory():
@@ -208,6 +215,7 @@ def execute_cell(
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
         "scores": outcome.scores, "details": outcome.details,
         "time_limit": {"per_cell_s": spec.time_limit, "effective_s": time_limit},
+        "provenance": cell_provenance(cls, suite, spec.params, device),
         "training_budget": training_budget(outcome.details),
         "timings": {**outcome.timings, "total": time.time() - started},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -226,6 +234,7 @@ class RunSummary:
     reused: list[str] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    stale: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     execution: dict[str, Any] = field(default_factory=dict)
 
@@ -237,7 +246,7 @@ def run_suite(
     force: bool = False, rebuild_only: bool = False, progress: bool = True, data_dir: str | Path | None = None,
     max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
     backend: str = "joblib", scheduler: str | None = None, time_limit: float | None = None,
-    run_deadline: float | None = None, data_jobs: int | None = None,
+    run_deadline: float | None = None, data_jobs: int | None = None, recompute_stale: bool = False,
 ) -> RunSummary:
     """Run every planned cell of one suite that is not already finished, then rebuild its outputs.
 
@@ -252,6 +261,9 @@ def run_suite(
     run: a cell started late trains for what is left, and cells not started by then are
     skipped with that reason.
     ``data_jobs`` sets the workers of data preparation (default ``jobs``).
+    A reused cell whose recorded package versions differ from the installed ones (or that
+    predates provenance) is *stale*: the run warns and the leaderboard marks it;
+    ``recompute_stale`` recomputes exactly those cells.
     """
     start = time.time()
     if time_limit is not None and time_limit <= 0:
@@ -276,8 +288,18 @@ def run_suite(
     )
     handle = suite.prepare(profile, options)
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
-    todo = [] if rebuild_only else unfinished
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
+    current = package_versions()
+    for cell in cells:
+        if cell in unfinished:
+            continue
+        reasons = stale_reasons(store.load_cell(cell.cell_id) or {}, current)
+        if reasons:
+            summary.stale[cell.cell_id] = reasons
+    _warn_stale(suite_name, summary.stale, recompute_stale)
+    if recompute_stale:
+        unfinished += [c for c in cells if c.cell_id in summary.stale and c not in unfinished]
+    todo = [] if rebuild_only else unfinished
     summary.reused = [c.cell_id for c in cells if c not in unfinished]
     for item in skipped:
         log.warning("skipping %s on %s: %s", item["method"], suite_name, item["reason"])
@@ -286,6 +308,7 @@ def run_suite(
     if todo:
         task = functools.partial(
             execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=run_deadline,
+            force_cells=frozenset(summary.stale) if recompute_stale else frozenset(),
         )
         with open_executor(backend, device, jobs, scheduler) as executor:
             summary.execution = executor.describe()
@@ -308,16 +331,34 @@ def run_suite(
     return summary
 
 
+def _warn_stale(suite_name: str, stale: dict[str, list[str]], recompute: bool) -> None:
+    """One warning per stale cell, or one per reason when there are many."""
+    action = " (recomputing)" if recompute else " (reused and marked; --recompute-stale recomputes it)"
+    if len(stale) <= 10:
+        for cell_id, reasons in stale.items():
+            log.warning("%s cell %s is stale: %s%s", suite_name, cell_id, "; ".join(reasons), action)
+        return
+    by_reason: dict[str, int] = {}
+    for reasons in stale.values():
+        key = "; ".join(reasons)
+        by_reason[key] = by_reason.get(key, 0) + 1
+    for reason, count in by_reason.items():
+        log.warning("%s: %d cells are stale: %s%s", suite_name, count, reason, action)
+
+
 def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
     """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
     suite = get_suite(suite_name)
     records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
-    runs = lb.runs_frame(records)
+    current = package_versions()
+    stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
+    runs = lb.runs_frame(records, stale)
     board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
     atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(store.root / "leaderboard.csv", board.to_csv(index=False))
 
     manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
+    manifest["provenance"] = summarize(records, stale)
     atomic_write_json(store.root / "manifest.json", manifest)
     atomic_write_text(store.root / "leaderboard.md", suite.render_markdown(board, manifest))
     if records:
@@ -352,6 +393,7 @@ def build_manifest(suite_name: str, profile: str, records: list[dict], handle: D
                 "training_events": training_events(r["details"]),
                 "time_limit": r.get("time_limit"),
                 "training_budget": r.get("training_budget"),
+                "provenance": r.get("provenance"),
             }
             for r in records
         },

@@ -141,6 +141,11 @@ class Suite(ABC):
     name: str = ""
     description: str = ""
     modality: str = "2d"
+    dependencies: tuple[str, ...] = ("numpy", "scipy")
+    """Packages whose versions can change the suite's data or scores (see :mod:`benchmark.provenance`)."""
+    scoring_version: int = 1
+    """Version of the suite's data and scoring code: bump it when they change results (part of
+    every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it)."""
 
     @abstractmethod
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:

@@ -69,6 +69,7 @@ class TrianglesSuite(Suite):
     name = "triangles"
     description = "Triangles & circles PNL image mixtures (paper Table 1: MSE/SSIM per source)"
     modality = "2d"
+    dependencies = ("numpy", "scipy", "scikit-image", "pillow")
 
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
         settings = _profile(profile)

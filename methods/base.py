@@ -152,6 +152,13 @@ class Method(ABC):
     profiles : dict
         Parameters per ``(suite, profile)`` pair, on top of the defaults (see
         :meth:`profile_params`).
+    dependencies : tuple of str
+        Packages whose versions can change the method's results; a cell
+        computed with other versions of them is marked stale
+        (:mod:`benchmark.provenance`).
+    version : int
+        Version of the method's code; bump it when a change alters results
+        (it is part of every cell key, so the method's cells are recomputed).
     """
 
     name: ClassVar[str] = ""
@@ -162,6 +169,8 @@ class Method(ABC):
     device_support: ClassVar[str] = "none"
     inputs: ClassVar[tuple[str, ...] | None] = None
     profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
+    dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "scikit-learn", "torch")
+    version: ClassVar[int] = 1
 
     context: RunContext = RunContext()
     fit_info_: FitInfo | None = None

@@ -183,6 +183,7 @@ class RespiratoryHeuristic(Method):
     supervised: ClassVar[bool] = False
     modalities: ClassVar[tuple[str, ...]] = ("1d",)
     device_support: ClassVar[str] = "none"
+    dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "neurokit2")
 
     def __init__(self, n_jobs: int = 1) -> None:
         self.n_jobs = n_jobs

@@ -1,0 +1,48 @@
+"""The scoring code may not change results without a bump of the suite's ``scoring_version``.
+
+The golden values below were computed by the scoring functions at the versions named in
+``GOLDEN``. If one of these tests fails after a change to the project's scoring code, bump the
+suite's ``scoring_version`` (its cells are then recomputed) and record the new values under the
+new version. If it fails after a library upgrade (scikit-image, NeuroKit2), the cells computed
+with the old library are marked stale by the runner anyway: record the new values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.mesa_suite import MesaSuite
+from benchmark.metrics import mse, ssim
+from benchmark.respiration import respiratory_rate
+from benchmark.triangles_suite import TrianglesSuite
+
+GOLDEN = {
+    ("triangles", 1): {
+        "mse": [0.00916947207235725, 0.0087067841448571, 0.008962281676132038, 0.00861753584709941],
+        "ssim": [0.9449899009349881, 0.9494794258450322, 0.9460903730762055, 0.9473025066445965],
+    },
+    ("mesa", 1): {"rate_bpm": 16.174323261821858},
+}
+
+
+def _images():
+    rng = np.random.default_rng(2026)
+    a = rng.random((4, 64, 64)).astype(np.float32)
+    b = np.clip(a + 0.1 * rng.standard_normal(a.shape), 0, 1).astype(np.float32)
+    return a, b, rng
+
+
+def test_triangles_scoring_matches_its_version():
+    golden = GOLDEN[("triangles", TrianglesSuite.scoring_version)]
+    a, b, _ = _images()
+    assert mse(a, b).tolist() == pytest.approx(golden["mse"], rel=1e-9)
+    assert ssim(a, b).tolist() == pytest.approx(golden["ssim"], rel=1e-9)
+
+
+def test_mesa_scoring_matches_its_version():
+    golden = GOLDEN[("mesa", MesaSuite.scoring_version)]
+    _, _, rng = _images()
+    t = np.arange(12288) / 200.0
+    x = np.sin(2 * np.pi * 0.27 * t + 0.4) + 0.3 * np.sin(2 * np.pi * 1.1 * t) + 0.05 * rng.standard_normal(t.size)
+    assert respiratory_rate(x, 200.0) == pytest.approx(golden["rate_bpm"], rel=1e-9)
