@@ -27,7 +27,7 @@ def package_versions() -> dict[str, str]:
 
 
 def git_state(root: Path | None = None) -> dict[str, object]:
-    """Commit hash and whether the work tree had uncommitted changes.
+    """Commit hash and whether the work tree had uncommitted changes (outside ``results/``).
 
     ``$BSS_BENCH_COMMIT``, when set, is recorded instead (marked as declared):
     a copy of the tree sent to a GPU machine may carry no ``.git`` or a stale
@@ -38,7 +38,11 @@ def git_state(root: Path | None = None) -> dict[str, object]:
         return {"commit": os.environ["BSS_BENCH_COMMIT"], "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        # results/ is what runs write, not code: its changes do not make the code dirty
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            cwd=root, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", None
     if not commit:
