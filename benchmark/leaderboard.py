@@ -86,9 +86,9 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
         measured = pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     else:
         keys = ["suite", "label", "input", "target", "metric"]
-        grouped = runs.groupby(keys, sort=False)["value"]
-        measured = grouped.agg(mean="mean", std="std", n_seeds="size").reset_index()
-        groups = dict(list(runs.groupby(keys, sort=False)))
+        grouped = runs.groupby(keys, sort=False)
+        measured = grouped["value"].agg(mean="mean", std="std", n_seeds="size").reset_index()
+        groups = dict(list(grouped))
         rows = [groups[tuple(row)] for row in measured[keys].itertuples(index=False)]
         measured["time_limited"] = [_time_limit_note(group) for group in rows]
         measured["stale"] = [_stale_note(group) for group in rows]

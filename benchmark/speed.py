@@ -91,12 +91,10 @@ def _synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup: int, device: str, threads: int, overrides: dict) -> dict:
-    """Time ``steps`` training steps after ``warmup`` ones; return the JSON record.
-
-    FLOPs are counted on a separate step of the uncompiled network before the
-    warm-up, so they never include compilation.
-    """
+def method_on_random_batch(
+    model: str, suite: str, profile: str, batch: int, device: str, threads: int, overrides: dict,
+) -> tuple[object, torch.optim.Optimizer, list[torch.Tensor]]:
+    """The configured network method, set up in training mode, its optimizer and one random batch on ``device``."""
     cls = methods.get(model)
     params = {**cls.default_params(), **cls.profile_params(suite, profile), **overrides, "batch_size": batch}
     method = cls(**params).with_context(RunContext(device=device, n_threads=threads))
@@ -107,7 +105,16 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
     split = Split(mixtures, SOURCES[suite], targets)
     optimizer, _ = method.setup(split)
     method.network_.train()
-    batch_tensors = [torch.from_numpy(a).to(device) for a in method._arrays(split)]
+    return method, optimizer, [torch.from_numpy(a).to(device) for a in method._arrays(split)]
+
+
+def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup: int, device: str, threads: int, overrides: dict) -> dict:
+    """Time ``steps`` training steps after ``warmup`` ones; return the JSON record.
+
+    FLOPs are counted on a separate step of the uncompiled network before the
+    warm-up, so they never include compilation.
+    """
+    method, optimizer, batch_tensors = method_on_random_batch(model, suite, profile, batch, device, threads, overrides)
 
     compiled = method._forward
     method._forward = method.network_
@@ -160,18 +167,11 @@ def recount_flops(path: str) -> int:
         if record is None or "gflop_per_sample" not in record or record.get("flop_counter") == FLOP_COUNTER:
             out.append(line)
             continue
-        cls = methods.get(record["model"])
-        params = {**cls.default_params(), **cls.profile_params(record["suite"], record["profile"]), "batch_size": record["batch"]}
-        method = cls(**params).with_context(RunContext(device="cpu", n_threads=os.cpu_count() or 1))
-        shape = SIGNAL_SHAPES[record["suite"]]
-        rng = np.random.default_rng(0)
-        mixtures = rng.random((record["batch"], *shape), dtype=np.float32)
-        targets = rng.random((record["batch"], len(SOURCES[record["suite"]]), *shape), dtype=np.float32) if cls.supervised else None
-        split = Split(mixtures, SOURCES[record["suite"]], targets)
-        method.setup(split)
+        method, _, batch_tensors = method_on_random_batch(
+            record["model"], record["suite"], record["profile"], record["batch"], "cpu", os.cpu_count() or 1, {},
+        )
         method._forward = method.network_
-        method.network_.train()
-        gflop = step_flops(method, [torch.from_numpy(a) for a in method._arrays(split)]) / record["batch"] / 1e9
+        gflop = step_flops(method, batch_tensors) / record["batch"] / 1e9
         achieved = gflop * 1e9 * record["samples_per_s"]
         record.update({
             "gflop_per_sample_before_recount": record["gflop_per_sample"], "gflop_per_sample": round(gflop, 4),

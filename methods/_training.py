@@ -20,12 +20,12 @@ import torch
 from tqdm.auto import tqdm
 
 from methods._networks import count_parameters
+from methods._time_budget import TimeBudget, TrainingBudget
 
 RESIDENT_LIMIT_BYTES = 4 * 2**30
 GPU_RESIDENT_SHARE = 0.5
 UPLOAD_CHUNK_BYTES = 64 * 2**20
 log = logging.getLogger("bss_bench.training")
-_clock = time.monotonic  # the time-limit clock; tests replace it with a fake one
 
 
 def resolve_device(device: str) -> str:
@@ -265,38 +265,6 @@ class TrainingEvents:
 
 
 @dataclass
-class TrainingBudget:
-    """How much training a run got, and whether its time limit cut it short.
-
-    Attributes
-    ----------
-    time_limit_s : float or None
-        The training time limit, ``None`` for none.
-    cut : bool
-        True when the limit stopped training before ``epochs_planned``.
-    epochs_planned : int
-        Epochs of the schedule.
-    epochs_completed : int
-        Whole epochs trained (a cut epoch is not counted).
-    samples_seen : int
-        Training samples of all steps, the cut epoch's included.
-    train_seconds : float
-        Seconds spent in the epoch loop (summed over resumed runs).
-    """
-
-    time_limit_s: float | None
-    cut: bool
-    epochs_planned: int
-    epochs_completed: int
-    samples_seen: int
-    train_seconds: float
-
-    def to_dict(self) -> dict[str, float | int | bool | None]:
-        """JSON-friendly copy."""
-        return asdict(self)
-
-
-@dataclass
 class TrainingLog:
     """Per-epoch history, events and training budget of :func:`train_epochs`."""
 
@@ -446,8 +414,6 @@ def train_epochs(
     learning-rate schedule is not advanced for it and no checkpoint is
     written for it. The returned log's ``budget`` says how far training got.
     """
-    if time_limit is not None and time_limit <= 0:
-        raise ValueError(f"time_limit must be positive seconds, got {time_limit}")
     settings = guard or GuardSettings()
     generator = torch.Generator().manual_seed(seed)
     history: list[EpochResult] = []
@@ -477,13 +443,11 @@ def train_epochs(
             on_resume(start_epoch)
         log.info("%s: resuming after epoch %d from %s", label, saved["epoch"], checkpoint_dir)
     safe = _Guard(model, optimizer, settings, events)
-    spent = sum(h.seconds for h in history)
-    deadline = None if time_limit is None else _clock() + time_limit - spent
-    cut = deadline is not None and _clock() >= deadline
+    budget = TimeBudget(time_limit, spent=sum(h.seconds for h in history))
     steps_per_epoch = max(1, len(batches) // batch_size) if len(batches) >= batch_size else 1
     bar = tqdm(total=epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch, desc=label, disable=not progress, leave=False)
     for epoch in range(start_epoch, epochs):
-        if cut:
+        if budget.cut:
             break
         model.train()
         start = time.perf_counter()
@@ -502,12 +466,11 @@ def train_epochs(
                 skipped_in_epoch += safe.check()
                 bar.update(settings.check_every)
                 bar.set_postfix(loss=f"{float(sums['total']) / max(steps - skipped_in_epoch, 1):.4g}", epoch=epoch)
-            if deadline is not None and _clock() >= deadline:
-                cut = True
+            if budget.expired():
                 break
         skipped_in_epoch += safe.check()
         bar.update(steps % settings.check_every)
-        complete = not cut or steps >= steps_per_epoch
+        complete = not budget.cut or steps >= steps_per_epoch
         if scheduler is not None and complete:
             scheduler.step()
         applied_steps = max(steps - skipped_in_epoch, 1)
@@ -532,15 +495,11 @@ def train_epochs(
     bar.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
-    budget = TrainingBudget(
-        time_limit_s=time_limit, cut=cut and sum(h.complete for h in history) < epochs,
-        epochs_planned=epochs, epochs_completed=sum(h.complete for h in history),
-        samples_seen=sum(h.samples for h in history), train_seconds=round(sum(h.seconds for h in history), 3),
-    )
-    if budget.cut:
+    spent = budget.summary(((h.seconds, h.samples, h.complete) for h in history), epochs)
+    if spent.cut:
         log.info("%s: time limit of %.3g s reached after %d of %d epochs (%d samples)", label,
-                 time_limit, budget.epochs_completed, epochs, budget.samples_seen)
-    return TrainingLog(history, events, budget)
+                 time_limit, spent.epochs_completed, epochs, spent.samples_seen)
+    return TrainingLog(history, events, spent)
 
 
 @torch.no_grad()

@@ -24,6 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from methods._networks import _Layers, from_image, to_image
+from methods._time_budget import TimeBudget
 from methods._training import (
     BatchSource,
     NetworkCheckpoint,
@@ -417,14 +418,11 @@ class AdversarialICA(NetworkCheckpoint, Method):
             self.history_ = list(saved["history"])
             start_epoch = saved["epoch"] + 1
         self.training_events_ = {"resumed_from_epoch": start_epoch if saved is not None else None}
-        time_limit = getattr(self.context, "time_limit", None)
-        spent = sum(h["seconds"] for h in self.history_)
-        deadline = None if time_limit is None else time.monotonic() + time_limit - spent
-        cut = deadline is not None and time.monotonic() >= deadline
+        budget = TimeBudget(getattr(self.context, "time_limit", None), spent=sum(h["seconds"] for h in self.history_))
         steps_per_epoch = max(1, len(batches) // batch_size)
         bar = tqdm(range(start_epoch, self.epochs), desc=f"{self.name} fit", disable=not self.context.progress, leave=False)
         for epoch in bar:
-            if cut:
+            if budget.cut:
                 break
             self.network_.train()
             start = time.perf_counter()
@@ -435,10 +433,9 @@ class AdversarialICA(NetworkCheckpoint, Method):
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value.float()
                 steps += 1
-                if deadline is not None and time.monotonic() >= deadline:
-                    cut = True
+                if budget.expired():
                     break
-            complete = not cut or steps >= steps_per_epoch
+            complete = not budget.cut or steps >= steps_per_epoch
             means = {key: float(value) / max(steps, 1) for key, value in sums.items()}  # one read per epoch
             self.history_.append({
                 "epoch": epoch, "seconds": time.perf_counter() - start, "samples": steps * batch_size,
@@ -451,12 +448,9 @@ class AdversarialICA(NetworkCheckpoint, Method):
                     "discriminator": discriminator.state_dict(), "generator": generator.get_state(),
                     "rng": global_rng_state(), "history": self.history_,
                 })
-        completed = sum(h.get("complete", True) for h in self.history_)
-        self.training_budget_ = {
-            "time_limit_s": time_limit, "cut": cut and completed < self.epochs, "epochs_planned": self.epochs,
-            "epochs_completed": completed, "samples_seen": sum(h.get("samples", 0) for h in self.history_),
-            "train_seconds": round(sum(h["seconds"] for h in self.history_), 3),
-        }
+        self.training_budget_ = budget.summary(
+            ((h["seconds"], h.get("samples", 0), h.get("complete", True)) for h in self.history_), self.epochs,
+        ).to_dict()
         self.network_.eval()
         return self
 

@@ -13,7 +13,7 @@ import torch
 
 from benchmark import cli
 from benchmark.runner import CellSpec, run_suite
-from methods import _training
+from methods import _time_budget
 from methods._training import BatchSource, train_epochs
 
 N_SAMPLES, BATCH = 32, 8  # four steps per epoch
@@ -23,7 +23,7 @@ N_SAMPLES, BATCH = 32, 8  # four steps per epoch
 def fake_clock(monkeypatch):
     """Every read of the time-limit clock advances it by one second."""
     ticks = itertools.count(1)
-    monkeypatch.setattr(_training, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(_time_budget, "_clock", lambda: float(next(ticks)))
 
 
 def _train(epochs: int, time_limit: float | None, checkpoint_dir=None):
