@@ -8,6 +8,7 @@ to the test split for every metric (asteroid's "solve the permutation once").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -78,16 +79,32 @@ def pairwise_mse(candidates: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return np.maximum((tt[:, None] - 2 * cross + cc[None, :]) / size, 0.0)
 
 
-def assign_by_mse(candidates: np.ndarray, targets: np.ndarray, source_names: tuple[str, ...]) -> Assignment:
-    """Hungarian assignment of candidates to sources minimising total MSE."""
-    cost = pairwise_mse(candidates, targets)
-    if not np.all(np.isfinite(cost)):
-        cost = np.where(np.isfinite(cost), cost, 1e12)
-    rows, cols = linear_sum_assignment(cost)
+CostFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(candidates (n, K, ...), targets (n, S, ...)) -> (S, K)`` cost of serving each source with each candidate."""
+
+
+def assign(
+    candidates: np.ndarray, targets: np.ndarray, source_names: tuple[str, ...], cost: CostFunction = pairwise_mse,
+) -> Assignment:
+    """Hungarian assignment of candidates to sources minimising the total ``cost``.
+
+    Non-finite costs (a candidate that shares no scorable item with a source) are treated
+    as prohibitive, so such a pair is chosen only when nothing else is left.
+    """
+    matrix = np.asarray(cost(candidates, targets), dtype=np.float64)
+    if matrix.shape != (len(source_names), candidates.shape[1]):
+        raise ValueError(f"cost gave shape {matrix.shape}, expected {(len(source_names), candidates.shape[1])}")
+    solvable = np.where(np.isfinite(matrix), matrix, 1e12)
+    rows, cols = linear_sum_assignment(solvable)
     mapping = [-1] * len(source_names)
     for r, c in zip(rows, cols, strict=True):
         mapping[r] = int(c)
     unused = tuple(k for k in range(candidates.shape[1]) if k not in set(cols.tolist()))
     return Assignment(
-        tuple(source_names), tuple(mapping), unused, tuple(tuple(map(float, row)) for row in cost)
+        tuple(source_names), tuple(mapping), unused, tuple(tuple(map(float, row)) for row in solvable)
     )
+
+
+def assign_by_mse(candidates: np.ndarray, targets: np.ndarray, source_names: tuple[str, ...]) -> Assignment:
+    """Hungarian assignment of candidates to sources minimising total MSE."""
+    return assign(candidates, targets, source_names, pairwise_mse)

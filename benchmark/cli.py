@@ -10,10 +10,9 @@ import time
 
 import methods
 from benchmark.executors import BACKENDS
+from benchmark.profiles import PROFILES
 from benchmark.runner import BenchmarkError, parse_overrides, run_suite
-from benchmark.suites import suites
-
-PROFILES = ("quick", "paper", "tiny")
+from benchmark.suites import suites, unavailable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,9 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="run_benchmark.py",
         description="Blind source separation benchmark: run suites, write leaderboards.",
     )
-    parser.add_argument("--suite", help="triangles, mesa or all")
+    parser.add_argument("--suite", help="a suite name (see --list), several separated by commas, or all")
     parser.add_argument("--methods", default="all", help="comma-separated method names, or 'all' (default)")
-    parser.add_argument("--profile", default="quick", help="quick (2-core CPU budget, default), paper (the paper's configuration, for a GPU) or tiny (smoke test, seconds)")
+    parser.add_argument("--profile", default="quick", help="; ".join(f"{name}: {text}" for name, text in PROFILES.items()))
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda or cuda:N")
     parser.add_argument("--jobs", type=int, default=1, help="cells run in parallel (GPU: at most one cell per GPU)")
@@ -52,16 +51,28 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _capabilities(cls: type) -> str:
+    """What a method declares it takes: modality, inputs, supervision, GPU need."""
+    parts = ["/".join(cls.modalities), "/".join(cls.inputs) if cls.inputs else "any input"]
+    parts.append("supervised" if cls.supervised else "blind")
+    if cls.device_support == "required":
+        parts.append("GPU")
+    return ", ".join(parts)
+
+
 def list_everything() -> str:
-    """The text of ``--list``: suites, then methods with their suites."""
+    """The text of ``--list``: suites (and unavailable ones), then methods with where they run."""
+    available = suites()
     lines = ["Suites:"]
-    for name, suite in suites().items():
-        lines.append(f"  {name:<14} {suite.description}")
+    for name, suite in available.items():
+        lines.append(f"  {name:<14} [{suite.modality}; {'/'.join(suite.inputs)}; metrics {', '.join(suite.metrics)}] {suite.description}")
+    for name, reason in unavailable().items():
+        lines.append(f"  {name:<14} (not available: {reason})")
     lines.append("")
     lines.append("Methods:")
     for name, cls in methods.discover().items():
-        kind = "supervised" if cls.supervised else "blind"
-        lines.append(f"  {name:<14} [{', '.join(cls.suites)}; {kind}] {cls.description}")
+        runs_on = [s for s, suite in available.items() if suite.method_fits(cls) is None]
+        lines.append(f"  {name:<14} [{_capabilities(cls)}; runs on {', '.join(runs_on) or 'no suite'}] {cls.description}")
     for name, reason in methods.unavailable().items():
         lines.append(f"  {name:<14} (not available: {reason})")
     return "\n".join(lines)
@@ -96,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(list_everything())
         return 0
     if not args.suite:
-        return _fail("--suite is required (triangles, mesa or all), or use --list")
+        return _fail(f"--suite is required ({', '.join(suites())} or all), or use --list")
     available = list(suites())
     chosen = available if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
     unknown = [s for s in chosen if s not in available]

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from joblib import Parallel, delayed
 
-from benchmark.suites import BenchmarkError
+from benchmark.errors import BenchmarkError
 
 log = logging.getLogger("bss_bench")
 BACKENDS = ("joblib", "dask")

@@ -16,9 +16,10 @@ cohort, every phase runs in a fresh Python process, so peaks never mix:
 
 ``preprocess``
     ``build_segment_cache`` into an empty cache folder.  *coordinator* is the process's own peak
-    (:func:`peak_rss_mb`: ``VmHWM``, or ``ru_maxrss`` without ``/proc``); *worker* is the
-    largest peak (``VmHWM``) of any joblib worker, read from ``/proc`` by a background thread
-    (Linux only; with ``--jobs 1`` everything runs in the coordinator).
+    (:func:`~benchmark.process_memory.peak_rss_mb`: ``VmHWM``, or ``ru_maxrss`` without
+    ``/proc``); *worker* is the largest peak (``VmHWM``) of any joblib worker, read from
+    ``/proc`` by a background thread (Linux only; with ``--jobs 1`` everything runs in the
+    coordinator).
 ``stream b=N``
     One epoch of random batches of N training segments (ECG) read exactly as the neural
     methods' training loop reads them: :class:`methods._training.BatchSource` over a
@@ -36,6 +37,9 @@ a few batches at a time (the batch in use, the one being prefetched, their tenso
 of 12,288 float32 samples are 3 MiB), so the small cohort's training split must hold several
 batches of the largest size for the comparison to mean anything (the defaults give 290 and 1276
 training segments).
+
+This module runs the measured phases, the parent/child driver and the command line; the
+memory readings themselves are in :mod:`benchmark.process_memory`.
 """
 
 from __future__ import annotations
@@ -44,20 +48,18 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmark.process_memory import TreeSampler, current_rss_mb, folder_mb, peak_rss_mb
 from datasets.rows import RowView
 
-MB = 2**20
 PHASES = ("preprocess", "stream", "memmap", "materialise")
 STREAM_BATCHES = (16, 64)
 COLUMNS = (
@@ -66,138 +68,6 @@ COLUMNS = (
     ("coordinator_peak_mb", "peak RSS coordinator MB"), ("worker_peak_mb", "peak RSS worker MB"),
     ("seconds", "seconds"),
 )
-
-
-# --------------------------------------------------------------------------- measuring
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB.
-
-    ``VmHWM`` of ``/proc/self/status`` where there is a ``/proc``; otherwise
-    ``getrusage(RUSAGE_SELF).ru_maxrss`` (KiB on Linux, bytes on macOS).  On Linux the latter
-    keeps the peak of the process image *before* ``exec``, so a fresh interpreter started by a
-    large parent would report the parent's peak; ``VmHWM`` belongs to the new image only.
-
-    Returns
-    -------
-    float
-        Peak resident set size in MiB.
-    """
-    status = proc_status_kib(os.getpid())
-    if status and "VmHWM" in status:
-        return status["VmHWM"] / 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MB if sys.platform == "darwin" else peak / 1024
-
-
-def proc_status_kib(pid: int) -> dict[str, int] | None:
-    """The memory lines (``VmRSS``, ``VmHWM``, ...) of ``/proc/<pid>/status`` in KiB.
-
-    Parameters
-    ----------
-    pid : int
-        Process id.
-
-    Returns
-    -------
-    dict of str to int or None
-        Field -> KiB; None when the process is gone or there is no ``/proc``.
-    """
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        parts = value.split()
-        if name.startswith("Vm") and len(parts) == 2 and parts[1] == "kB":
-            fields[name] = int(parts[0])
-    return fields
-
-
-def descendants(pid: int) -> list[int]:
-    """Ids of all live descendants of ``pid`` (children, grandchildren, ...), from ``/proc``.
-
-    Parameters
-    ----------
-    pid : int
-        Root process id.
-
-    Returns
-    -------
-    list of int
-        Possibly empty (also where there is no ``/proc``).
-    """
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2 :].split()  # the name may hold spaces
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(children.get(child, []))
-    return found
-
-
-class TreeSampler:
-    """Background thread recording the peak resident memory of every descendant process.
-
-    Each sample reads ``VmHWM`` (the kernel's own peak resident size of a process) of every
-    live descendant, so a worker's peak is exact as long as it is sampled once before it exits.
-
-    Parameters
-    ----------
-    interval : float
-        Seconds between samples.
-    """
-
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
-        self.peaks_kib: dict[int, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def sample(self) -> None:
-        """Take one sample now."""
-        for pid in descendants(os.getpid()):
-            status = proc_status_kib(pid)
-            if status and "VmHWM" in status:
-                self.peaks_kib[pid] = max(self.peaks_kib.get(pid, 0), status["VmHWM"])
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sample()
-
-    @property
-    def peak_mb(self) -> float | None:
-        """Largest peak of a single descendant in MiB; None when none was seen."""
-        return max(self.peaks_kib.values()) / 1024 if self.peaks_kib else None
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()  # workers outlive the work (joblib reuses them): catch their final peak
-
-
-def current_rss_mb() -> float | None:
-    """Resident memory of this process now, in MiB (None without ``/proc``)."""
-    status = proc_status_kib(os.getpid())
-    return status["VmRSS"] / 1024 if status and "VmRSS" in status else None
-
-
-def folder_mb(path: Path) -> float:
-    """Total size of the files under ``path`` in MiB."""
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / MB
 
 
 # --------------------------------------------------------------------------- phases (child side)
@@ -277,7 +147,7 @@ def measure_reads(cache_root: Path, phase: str, batch_size: int, channel: str = 
     if phase == "stream":
         import torch
 
-        from methods._training import BatchSource
+        from methods._batches import BatchSource
 
         source = BatchSource([RowView(path, rows)], "cpu")
         if source.resident:

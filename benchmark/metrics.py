@@ -1,6 +1,17 @@
-"""Per-sample image metrics: MSE and SSIM (scikit-image)."""
+"""Metrics as a registry: per-item functions with a direction and a display precision.
+
+A :class:`Metric` turns ``(estimates, targets)`` of ``n`` test items into ``n`` per-item
+values (NaN where an item cannot be scored) and summarises them into the leaderboard value.
+Suites declare the names of the metrics they score (:attr:`benchmark.suites.base.Suite.metrics`);
+the shared scoring loop (:mod:`benchmark.scoring`) computes every declared metric, and the
+markdown columns are generated from the same declaration. A new metric is one
+:func:`register_metric` call.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, cpu_count, delayed
@@ -57,3 +68,155 @@ def ssim(estimates: np.ndarray, targets: np.ndarray, n_jobs: int | None = None, 
             delayed(_ssim_rows)(estimates[s : s + chunk], targets[s : s + chunk]) for s in starts
         )
     return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def psnr(estimates: np.ndarray, targets: np.ndarray, data_range: float = 1.0) -> np.ndarray:
+    """Peak signal-to-noise ratio in dB per item (``inf`` for a perfect estimate)."""
+    errors = mse(estimates, targets)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(data_range**2 / errors)
+
+
+def si_sdr(estimates: np.ndarray, targets: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale-invariant signal-to-distortion ratio in dB per item (Le Roux et al., 2019).
+
+    Both signals are made zero-mean; the target is scaled by the projection of the estimate
+    on it, ``alpha = <e, t> / <t, t>``, and ``SI-SDR = 10 log10(|alpha t|^2 / |e - alpha t|^2)``.
+    NaN where the target is constant (no scale can be fitted).
+    """
+    e = np.asarray(estimates, dtype=np.float64).reshape(len(estimates), -1)
+    t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    e = e - e.mean(axis=1, keepdims=True)
+    t = t - t.mean(axis=1, keepdims=True)
+    energy = (t**2).sum(axis=1)
+    alpha = np.divide((e * t).sum(axis=1), energy, out=np.full(len(t), np.nan), where=energy > eps)
+    projection = alpha[:, None] * t
+    signal = (projection**2).sum(axis=1)
+    noise = ((e - projection) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10((signal + eps) / (noise + eps))
+
+
+def abs_rate_error(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
+    """``|estimate - reference|`` per segment in breaths/min; NaN where either has no rate."""
+    estimate = np.asarray(estimated_rates, dtype=np.float64)
+    reference = np.asarray(reference_rates, dtype=np.float64)
+    if estimate.shape != reference.shape:
+        raise ValueError(f"shapes differ: estimate {estimate.shape}, reference {reference.shape}")
+    return np.abs(estimate - reference)
+
+
+def has_rate(estimated_rates: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
+    """1.0 where a segment got a rate, 0.0 where not (coverage per segment)."""
+    return np.isfinite(np.asarray(estimated_rates, dtype=np.float64)).astype(np.float64)
+
+
+def abs_correlation(estimates: np.ndarray, targets: np.ndarray, crop: int = 512) -> np.ndarray:
+    """|Pearson r| per row after cropping ``crop`` samples per edge; NaN where undefined.
+
+    The absolute value, because a blind source's sign is not identifiable.
+    """
+    e = np.asarray(estimates, dtype=np.float64)[:, crop:-crop]
+    t = np.asarray(targets, dtype=np.float64)[:, crop:-crop]
+    e = e - e.mean(axis=1, keepdims=True)
+    t = t - t.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((e**2).sum(axis=1) * (t**2).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.abs((e * t).sum(axis=1) / denominator)
+
+
+# ------------------------------------------------------------------- registry
+def finite_mean(values: np.ndarray) -> tuple[float, int]:
+    """Mean over the finite items and their count; ``(nan, 0)`` when there is none."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    count = int(finite.sum())
+    return (float(np.mean(values[finite])), count) if count else (float("nan"), 0)
+
+
+def all_mean(values: np.ndarray) -> tuple[float, int]:
+    """Mean over every item (for 0/1 indicators such as coverage); ``(nan, 0)`` when empty."""
+    values = np.asarray(values, dtype=np.float64)
+    return (float(values.mean()), int(values.size)) if values.size else (float("nan"), 0)
+
+
+def nan_mean(values: np.ndarray) -> tuple[float, int]:
+    """``np.nanmean`` and the count of finite items; ``(nan, 0)`` when there is none."""
+    values = np.asarray(values, dtype=np.float64)
+    count = int(np.isfinite(values).sum())
+    return (float(np.nanmean(values)), count) if count else (float("nan"), 0)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, used in score rows and ``leaderboard.csv`` (``metric`` column).
+    per_item : callable
+        ``(estimates, targets) -> (n,)`` values, NaN where an item cannot be scored.
+    higher_is_better : bool
+        Direction (the column title gets ↑ or ↓).
+    digits : int
+        Decimals shown in markdown tables.
+    label : str
+        Short column label (``"MSE"``).
+    summary : callable
+        ``values -> (value, n)``: how per-item values become the leaderboard value.
+    unit : str
+        Unit of the values, for documentation.
+    """
+
+    name: str
+    per_item: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    higher_is_better: bool
+    digits: int
+    label: str
+    summary: Callable[[np.ndarray], tuple[float, int]] = finite_mean
+    unit: str = ""
+
+    @property
+    def arrow(self) -> str:
+        """``↑`` when higher is better, else ``↓``."""
+        return "↑" if self.higher_is_better else "↓"
+
+    def score(self, estimates: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Per-item values, their summary value and the number of items it used."""
+        values = np.asarray(self.per_item(estimates, targets), dtype=np.float64)
+        value, count = self.summary(values)
+        return values, value, count
+
+
+_METRICS: dict[str, Metric] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric to the registry (a second metric with the same name is an error)."""
+    existing = _METRICS.get(metric.name)
+    if existing is not None and existing != metric:
+        raise ValueError(f"metric name '{metric.name}' is already registered")
+    _METRICS[metric.name] = metric
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    """The registered metric ``name``; ``KeyError`` naming the known metrics otherwise."""
+    if name not in _METRICS:
+        raise KeyError(f"unknown metric '{name}' (registered: {', '.join(sorted(_METRICS))})")
+    return _METRICS[name]
+
+
+def metrics() -> dict[str, Metric]:
+    """Every registered metric by name."""
+    return dict(_METRICS)
+
+
+register_metric(Metric("mse", mse, False, 5, "MSE"))
+register_metric(Metric("ssim", ssim, True, 4, "SSIM"))
+register_metric(Metric("psnr", psnr, True, 2, "PSNR", unit="dB"))
+register_metric(Metric("si_sdr", si_sdr, True, 2, "SI-SDR", unit="dB"))
+register_metric(Metric("mae_bpm", abs_rate_error, False, 2, "MAE", unit="breaths/min"))
+register_metric(Metric("coverage", has_rate, True, 3, "Coverage", summary=all_mean))
+register_metric(Metric("waveform_corr", abs_correlation, True, 3, "Corr. (abs r)", summary=nan_mean))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
+from benchmark.assignment import assign
+
 RESPIRATORY_BAND = (0.1, 0.5)
 
 
@@ -47,18 +49,38 @@ def band_power_share(signals: np.ndarray, sampling_rate: float, band: tuple[floa
     return np.where(finite, share, np.nan)
 
 
+def pairwise_rate_mae(candidate_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
+    """Rate MAE of every (reference, candidate) pair over the segments both have a rate for.
+
+    ``candidate_rates`` is ``(n, K)``, ``reference_rates`` ``(n, S)``, NaN = no rate; the
+    result is ``(S, K)``, ``inf`` for a pair with no segment in common.
+    """
+    candidates = np.asarray(candidate_rates, dtype=np.float64)
+    references = np.asarray(reference_rates, dtype=np.float64)
+    costs = np.full((references.shape[1], candidates.shape[1]), np.inf)
+    for s in range(references.shape[1]):
+        for k in range(candidates.shape[1]):
+            both = np.isfinite(candidates[:, k]) & np.isfinite(references[:, s])
+            if both.any():
+                costs[s, k] = float(np.abs(candidates[both, k] - references[both, s]).mean())
+    return costs
+
+
 def choose_by_reference(candidate_rates: np.ndarray, reference_rates: np.ndarray) -> tuple[int, list[float]]:
     """Candidate with the lowest rate MAE against the reference on shared segments.
 
     ``candidate_rates`` is ``(n, K)``, ``reference_rates`` ``(n,)``, NaN = no rate.
-    A candidate with no segment in common with the reference never wins.
+    The same assignment as the image suites' (:func:`benchmark.assignment.assign`) with
+    :func:`pairwise_rate_mae` as its cost. A candidate with no segment in common with the
+    reference never wins (unless none has one: then the first candidate).
     Returns the index and every candidate's MAE.
     """
-    maes = []
-    for k in range(candidate_rates.shape[1]):
-        both = np.isfinite(candidate_rates[:, k]) & np.isfinite(reference_rates)
-        maes.append(float(np.abs(candidate_rates[both, k] - reference_rates[both]).mean()) if both.any() else float("inf"))
-    return int(np.argmin(maes)), maes
+    reference = np.asarray(reference_rates, dtype=np.float64).reshape(-1, 1)
+    maes = pairwise_rate_mae(candidate_rates, reference)[0]
+    if not np.isfinite(maes).any():
+        return 0, maes.tolist()
+    choice = assign(np.asarray(candidate_rates), reference, ("reference",), pairwise_rate_mae)
+    return choice.mapping[0], maes.tolist()
 
 
 def choose_by_spectrum(shares: np.ndarray) -> tuple[int, list[float]]:

@@ -6,6 +6,10 @@ convolutions whose outputs sit side by side along the channel axis, so the
 concatenated encoding ``Z = E_0(x) (+) ... (+) E_{N-1}(x)`` (paper Eq. 10) comes
 out of one kernel call with no Python loop over encoders. Batch norm is
 per-channel, so one ``BatchNorm`` over ``N*c`` channels equals N separate ones.
+
+The plain convolutional encoder and decoder stacks of VAE-BSS and
+adversarial ICA (:class:`ConvEncoderBody`, :class:`ConvDecoderBody`,
+:func:`check_divisible`) live here too.
 """
 
 from __future__ import annotations
@@ -273,6 +277,67 @@ class MultiEncoderAutoencoder(nn.Module):
         out = self.decoder(masked)
         out = out.view(n, batch, *out.shape[1:])
         return out.transpose(0, 1)
+
+
+# ---------------------------------------- plain conv stacks (VAE-BSS, adversarial ICA)
+class ConvEncoderBody(nn.Module):
+    """Per level: conv -> ReLU -> batch norm -> max-pool(2); ``len(channels)`` levels.
+
+    Works in the image layout of this module (1-D signals as height-1
+    images, ``(B, C, 1, L)``; see :func:`to_image`).
+    """
+
+    def __init__(self, dims: int, in_channels: int, channels: Sequence[int], kernel_size: int) -> None:
+        super().__init__()
+        make = _Layers(dims)
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in channels:
+            layers += [
+                make.conv(previous, width, kernel_size), nn.ReLU(inplace=True),
+                make.batch_norm(width), make.pool(),
+            ]
+            previous = width
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class ConvDecoderBody(nn.Module):
+    """Per level (deep to shallow): upsample x2 -> conv -> ReLU -> batch norm; 1x1 output conv.
+
+    The last (full-resolution) level has no batch norm: the 1x1 output conv
+    follows directly, and a norm there is the costliest one on a CPU.
+
+    Takes ``channels[-1]`` channels at the coarse resolution and returns
+    ``out_channels`` logits at the input resolution (image layout, as
+    :class:`ConvEncoderBody`).
+    """
+
+    def __init__(self, dims: int, channels: Sequence[int], kernel_size: int, out_channels: int = 1) -> None:
+        super().__init__()
+        make = _Layers(dims)
+        layers: list[nn.Module] = []
+        previous = channels[-1]
+        for level, width in enumerate(reversed(channels)):
+            layers += [make.upsample(), make.conv(previous, width, kernel_size), nn.ReLU(inplace=True)]
+            if level < len(channels) - 1:  # no norm at full resolution (CPU cost)
+                layers.append(make.batch_norm(width))
+            previous = width
+        layers.append(make.conv(previous, out_channels, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.body(h)
+
+
+def check_divisible(signal_shape: Sequence[int], levels: int) -> tuple[int, ...]:
+    """Coarse shape after ``levels`` poolings; ``ValueError`` if the sizes do not divide."""
+    factor = 2**levels
+    if any(size % factor for size in signal_shape):
+        raise ValueError(f"input size {tuple(signal_shape)} must be divisible by {factor} (2 ** levels)")
+    return tuple(size // factor for size in signal_shape)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -5,39 +5,33 @@ discriminator that tells their joint distribution from the product of their
 marginals. Samples of the product of the marginals come from the *resampling
 trick*: every feature is shuffled across the batch with its own permutation.
 Adapted here to single-channel mixtures with convolutional feature maps and
-masked decoding (see :class:`AdversarialICA`).
-
-The convolutional building blocks (:class:`ConvEncoderBody`,
-:class:`ConvDecoderBody`) are also used by :mod:`methods.vae_bss`.
+masked decoding (see :class:`AdversarialICA`). The two players train through
+the shared epoch loop (:func:`methods._loop.run_epochs`) with
+:class:`AdversarialStep` as its step.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from methods._networks import _Layers, from_image, to_image
-from methods._time_budget import TimeBudget
-from methods._training import (
-    BatchSource,
-    NetworkCheckpoint,
-    autocast,
-    global_rng_state,
-    predict_in_batches,
-    read_training_checkpoint,
-    reconstruct_full,
-    seed_and_threads,
-    set_global_rng_state,
-    write_training_checkpoint,
+from methods._batches import predict_in_batches, reconstruct_full
+from methods._device import autocast, seed_and_threads
+from methods._network_method import NetworkMethod
+from methods._networks import (
+    ConvDecoderBody,
+    ConvEncoderBody,
+    _Layers,
+    check_divisible,
+    from_image,
+    to_image,
 )
-from methods.base import Method, Split, register
+from methods._steps import guarded_update
+from methods.base import Split, modality_profiles, register
 
 # --------------------------------------------------------------------------- profiles
 # "paper": our choice of full-size GPU settings (neither the MEAE paper nor [8] gives any
@@ -71,68 +65,8 @@ PROFILES = {
     ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
     ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
     ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+    **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small network
 }
-
-
-# ------------------------------------------------------------------ building blocks
-class ConvEncoderBody(nn.Module):
-    """Per level: conv -> ReLU -> batch norm -> max-pool(2); ``len(channels)`` levels.
-
-    Works in the image layout of :mod:`methods._networks` (1-D signals as
-    height-1 images, ``(B, C, 1, L)``; see :func:`methods._networks.to_image`).
-    """
-
-    def __init__(self, dims: int, in_channels: int, channels: Sequence[int], kernel_size: int) -> None:
-        super().__init__()
-        make = _Layers(dims)
-        layers: list[nn.Module] = []
-        previous = in_channels
-        for width in channels:
-            layers += [
-                make.conv(previous, width, kernel_size), nn.ReLU(inplace=True),
-                make.batch_norm(width), make.pool(),
-            ]
-            previous = width
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
-class ConvDecoderBody(nn.Module):
-    """Per level (deep to shallow): upsample x2 -> conv -> ReLU -> batch norm; 1x1 output conv.
-
-    The last (full-resolution) level has no batch norm: the 1x1 output conv
-    follows directly, and a norm there is the costliest one on a CPU.
-
-    Takes ``channels[-1]`` channels at the coarse resolution and returns
-    ``out_channels`` logits at the input resolution (image layout, as
-    :class:`ConvEncoderBody`).
-    """
-
-    def __init__(self, dims: int, channels: Sequence[int], kernel_size: int, out_channels: int = 1) -> None:
-        super().__init__()
-        make = _Layers(dims)
-        layers: list[nn.Module] = []
-        previous = channels[-1]
-        for level, width in enumerate(reversed(channels)):
-            layers += [make.upsample(), make.conv(previous, width, kernel_size), nn.ReLU(inplace=True)]
-            if level < len(channels) - 1:  # no norm at full resolution (CPU cost)
-                layers.append(make.batch_norm(width))
-            previous = width
-        layers.append(make.conv(previous, out_channels, 1))
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.body(h)
-
-
-def check_divisible(signal_shape: Sequence[int], levels: int) -> tuple[int, ...]:
-    """Coarse shape after ``levels`` poolings; ``ValueError`` if the sizes do not divide."""
-    factor = 2**levels
-    if any(size % factor for size in signal_shape):
-        raise ValueError(f"input size {tuple(signal_shape)} must be divisible by {factor} (2 ** levels)")
-    return tuple(size // factor for size in signal_shape)
 
 
 # ------------------------------------------------------------ resampling and losses
@@ -263,8 +197,28 @@ class AdversarialICANetwork(nn.Module):
 
 
 # ---------------------------------------------------------------------------- method
+class AdversarialStep:
+    """The :class:`methods._steps.TrainingStep` of adversarial ICA: both players' updates on one batch.
+
+    Parameters
+    ----------
+    method : AdversarialICA
+        The method whose network is trained (see :meth:`AdversarialICA.training_step`).
+    separator, discriminator : torch.optim.Optimizer
+        Optimizers of the encoder + decoder and of the discriminator.
+    """
+
+    def __init__(self, method: AdversarialICA, separator: torch.optim.Optimizer,
+                 discriminator: torch.optim.Optimizer) -> None:
+        self.method, self.separator, self.discriminator = method, separator, discriminator
+        self.optimizers = (separator, discriminator)
+
+    def __call__(self, batch: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.method.training_step(self.method._prepare(batch[0]), self.separator, self.discriminator)
+
+
 @register
-class AdversarialICA(NetworkCheckpoint, Method):
+class AdversarialICA(NetworkMethod):
     """Adversarial non-linear ICA (Brakel & Bengio 2017) adapted to single-channel mixtures.
 
     Original: an encoder maps a mixture to K features, standardised per batch;
@@ -294,6 +248,10 @@ class AdversarialICA(NetworkCheckpoint, Method):
       encoder runs once per batch. The separator's adversarial term is the
       discriminator's cross-entropy with flipped labels on both the joint and
       the resampled maps (non-saturating form).
+    * Training runs through the shared epoch loop with :class:`AdversarialStep`:
+      an update whose loss or gradient is not finite is left out, repeated
+      ones roll the network and both optimizers back to the last epoch with
+      lowered learning rates, and every epoch is checkpointed for resumption.
     * ``valid`` is not used.
     * 1-D signals run as height-1 channels-last 2-D convolutions (as in
       :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
@@ -325,7 +283,6 @@ class AdversarialICA(NetworkCheckpoint, Method):
     network_class = AdversarialICANetwork
     name = "adversarial_ica"
     description = "Adversarial non-linear ICA (Brakel & Bengio 2017) with conv feature maps, masked decoding, blind"
-    suites = ("triangles", "mesa")
     supervised = False
     device_support = "optional"
     profiles = PROFILES
@@ -365,93 +322,53 @@ class AdversarialICA(NetworkCheckpoint, Method):
         return separator, discriminator
 
     def training_step(self, x: torch.Tensor, separator: torch.optim.Optimizer,
-                      discriminator: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+                      discriminator: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``disc_steps`` discriminator updates, then one separator update, on one batch.
 
-        ``x`` is ``(B, 1, *shape)``. Returns detached loss tensors (no host sync):
-        ``discriminator`` (mean over its updates), ``recon`` (L1), ``adversarial``, ``total``.
+        ``x`` is ``(B, 1, *shape)``. Each update is left out when its loss or
+        gradient is not finite (:func:`methods._steps.guarded_update`).
+
+        Returns
+        -------
+        losses : dict of str to torch.Tensor
+            Detached 0-dim losses (no host sync): ``discriminator`` (mean over
+            its updates), ``recon`` (L1), ``adversarial``, ``total``.
+        skipped : torch.Tensor
+            0-dim bool: true when any of the step's updates was left out.
         """
         network = self.network_
         device = x.device.type
         with autocast(device, self.amp):
             logits, z = network(x)
         features = z.detach()
+        disc_params = list(network.discriminator.parameters())
         disc_total = torch.zeros((), device=x.device)
+        skipped = torch.zeros((), dtype=torch.bool, device=x.device)
         for _ in range(self.disc_steps):
             with autocast(device, self.amp):
                 d_loss = discriminator_loss(network.discriminator, features)
-            discriminator.zero_grad(set_to_none=True)
-            d_loss.backward()
-            discriminator.step()
+            skipped = skipped | guarded_update(d_loss, discriminator, disc_params)
             disc_total = disc_total + d_loss.detach()
-        disc_params = list(network.discriminator.parameters())
         for p in disc_params:
             p.requires_grad_(False)
-        with autocast(device, self.amp):
-            adversarial = separator_adversarial_loss(network.discriminator, z)
-        recon = (torch.sigmoid(logits.float()) - x.float()).abs().mean()
-        total = recon + self.adv_weight * adversarial
-        separator.zero_grad(set_to_none=True)
-        total.backward()
-        separator.step()
-        for p in disc_params:
-            p.requires_grad_(True)
-        return {
+        try:
+            with autocast(device, self.amp):
+                adversarial = separator_adversarial_loss(network.discriminator, z)
+            recon = (torch.sigmoid(logits.float()) - x.float()).abs().mean()
+            total = recon + self.adv_weight * adversarial
+            skipped = skipped | guarded_update(total, separator, network.separator_parameters())
+        finally:
+            for p in disc_params:
+                p.requires_grad_(True)
+        losses = {
             "total": total.detach(), "recon": recon.detach(), "adversarial": adversarial.detach(),
             "discriminator": disc_total / max(self.disc_steps, 1),
         }
+        return losses, skipped
 
     def fit(self, train: Split, valid: Split | None = None) -> AdversarialICA:
         separator, discriminator = self.setup(train)
-        batches = BatchSource([train.mixtures], self.context.device)
-        batch_size = min(self.batch_size, len(train))
-        generator = torch.Generator().manual_seed(self.seed)
-        self.history_: list[dict[str, float]] = []
-        checkpoint_dir, start_epoch = self.context.work_dir, 0
-        saved = read_training_checkpoint(checkpoint_dir)
-        if saved is not None:  # an interrupted fit: continue after its last finished epoch
-            self.network_.load_state_dict(saved["model"])
-            separator.load_state_dict(saved["separator"])
-            discriminator.load_state_dict(saved["discriminator"])
-            generator.set_state(saved["generator"])
-            set_global_rng_state(saved["rng"])
-            self.history_ = list(saved["history"])
-            start_epoch = saved["epoch"] + 1
-        self.training_events_ = {"resumed_from_epoch": start_epoch if saved is not None else None}
-        budget = TimeBudget(getattr(self.context, "time_limit", None), spent=sum(h["seconds"] for h in self.history_))
-        steps_per_epoch = max(1, len(batches) // batch_size)
-        bar = tqdm(range(start_epoch, self.epochs), desc=f"{self.name} fit", disable=not self.context.progress, leave=False)
-        for epoch in bar:
-            if budget.cut:
-                break
-            self.network_.train()
-            start = time.perf_counter()
-            sums: dict[str, torch.Tensor] = {}
-            steps = 0
-            for (x,) in batches.epoch(batch_size, generator, drop_last=True):
-                losses = self.training_step(self._prepare(x), separator, discriminator)
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + value.float()
-                steps += 1
-                if budget.expired():
-                    break
-            complete = not budget.cut or steps >= steps_per_epoch
-            means = {key: float(value) / max(steps, 1) for key, value in sums.items()}  # one read per epoch
-            self.history_.append({
-                "epoch": epoch, "seconds": time.perf_counter() - start, "samples": steps * batch_size,
-                "complete": complete, **means,
-            })
-            bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("recon", "discriminator")})
-            if checkpoint_dir is not None and complete:
-                write_training_checkpoint(checkpoint_dir, {
-                    "epoch": epoch, "model": self.network_.state_dict(), "separator": separator.state_dict(),
-                    "discriminator": discriminator.state_dict(), "generator": generator.get_state(),
-                    "rng": global_rng_state(), "history": self.history_,
-                })
-        self.training_budget_ = budget.summary(
-            ((h["seconds"], h.get("samples", 0), h.get("complete", True)) for h in self.history_), self.epochs,
-        ).to_dict()
-        self.network_.eval()
+        self._train(AdversarialStep(self, separator, discriminator), train)
         return self
 
     # --------------------------------------------------------------- inference
@@ -474,7 +391,6 @@ class AdversarialICA(NetworkCheckpoint, Method):
 
 
 __all__ = [
-    "AdversarialICA", "AdversarialICANetwork", "ConvDecoderBody", "ConvEncoderBody",
-    "IndependenceDiscriminator", "check_divisible", "discriminator_loss",
-    "independent_permutations", "separator_adversarial_loss", "shuffle_maps",
+    "AdversarialICA", "AdversarialICANetwork", "AdversarialStep", "IndependenceDiscriminator",
+    "discriminator_loss", "independent_permutations", "separator_adversarial_loss", "shuffle_maps",
 ]

@@ -137,10 +137,9 @@ class Method(ABC):
         Registry name, used on the command line (``--methods name``).
     description : str
         One line for ``run_benchmark.py --list``.
-    suites : tuple of str
-        Suites the method applies to.
     supervised : bool
-        Whether :meth:`fit` needs the true sources (``train.targets``).
+        Whether :meth:`fit` needs the true sources (``train.targets``); such a method runs
+        only on suites that provide them.
     modalities : tuple of str
         Signal kinds it handles: ``"1d"``, ``"2d"``.
     device_support : str
@@ -150,8 +149,13 @@ class Method(ABC):
         Inputs the method is designed for (e.g. ``("ECG",)`` for an
         ECG-derived-respiration heuristic); ``None`` means any input.
     profiles : dict
-        Parameters per ``(suite, profile)`` pair, on top of the defaults (see
-        :meth:`profile_params`).
+        Parameters on top of the defaults, keyed ``(suite, profile)`` (e.g. the paper's
+        configuration for ``("triangles", "paper")``) or ``(modality, profile)`` (e.g.
+        ``("2d", "tiny")``: a small test configuration for any 2-D suite without its own
+        entry). See :meth:`profile_params`.
+    show_outputs : bool
+        Whether figures should show every output of the method (its decomposition is the
+        point of the method, as for MEAE), not only the one scored.
     dependencies : tuple of str
         Packages whose versions can change the method's results; a cell
         computed with other versions of them is marked stale
@@ -163,7 +167,6 @@ class Method(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    suites: ClassVar[tuple[str, ...]] = ()
     supervised: ClassVar[bool] = False
     modalities: ClassVar[tuple[Modality, ...]] = ("1d", "2d")
     device_support: ClassVar[str] = "none"
@@ -171,6 +174,7 @@ class Method(ABC):
     profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
     dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "scikit-learn", "torch")
     version: ClassVar[int] = 1
+    show_outputs: ClassVar[bool] = False
 
     context: RunContext = RunContext()
     fit_info_: FitInfo | None = None
@@ -201,14 +205,17 @@ class Method(ABC):
         return {name: getattr(self, name) for name in self.param_names()}
 
     @classmethod
-    def profile_params(cls, suite: str, profile: str) -> dict[str, Any]:
+    def profile_params(cls, suite: str, profile: str, modality: Modality | None = None) -> dict[str, Any]:
         """Parameters a suite/profile pair sets on top of the defaults.
 
-        By default the entry of :attr:`profiles`, e.g. the paper's
-        hyperparameters for ``("triangles", "paper")`` and a reduced configuration
-        for ``("triangles", "quick")``. Override for computed settings.
+        The entry ``(suite, profile)`` of :attr:`profiles` (e.g. the paper's hyperparameters
+        for ``("triangles", "paper")``); without one, the entry ``(modality, profile)`` (e.g.
+        ``("1d", "tiny")``), so a new suite runs with a method's defaults plus its small
+        test configuration, with no edit to the method. Override for computed settings.
         """
-        return dict(cls.profiles.get((suite, profile), {}))
+        if (suite, profile) in cls.profiles:
+            return dict(cls.profiles[suite, profile])
+        return dict(cls.profiles.get((modality, profile), {})) if modality is not None else {}
 
     def with_context(self, context: RunContext) -> Method:
         """Attach run-time settings (device, threads); returns ``self``."""
@@ -223,14 +230,31 @@ class Method(ABC):
             return f"{cls.name} is designed for {'/'.join(cls.inputs)} input, not {input_name}"
         return None
 
-    def check_applicable(self, suite: str, modality: Modality, device: str) -> str | None:
-        """Why this method cannot run in a setting, or ``None`` if it can."""
-        if suite not in self.suites:
-            return f"{self.name} does not declare suite '{suite}'"
-        if modality not in self.modalities:
-            return f"{self.name} does not handle {modality} signals"
-        if self.device_support == "required" and not device.startswith("cuda"):
-            return f"{self.name} requires a GPU and the run device is {device}"
+    @classmethod
+    def check_applicable(
+        cls, modality: Modality, inputs: tuple[str, ...], device: str = "cpu", targets_available: bool = True,
+    ) -> str | None:
+        """Why this method cannot run on data of a kind, or ``None`` if it can.
+
+        Parameters
+        ----------
+        modality : str
+            ``"1d"`` or ``"2d"``.
+        inputs : tuple of str
+            Inputs the data offers (``("mixture",)``, ``("ECG", "PPG")``).
+        device : str
+            The run device.
+        targets_available : bool
+            Whether the training data comes with true sources (supervised methods need them).
+        """
+        if modality not in cls.modalities:
+            return f"{cls.name} handles {'/'.join(cls.modalities)} signals, not {modality}"
+        if cls.inputs is not None and not set(cls.inputs) & set(inputs):
+            return f"{cls.name} is designed for {'/'.join(cls.inputs)} input; the data offers {'/'.join(inputs)}"
+        if cls.supervised and not targets_available:
+            return f"{cls.name} is supervised and the data has no training targets"
+        if cls.device_support == "required" and not device.startswith("cuda"):
+            return f"{cls.name} requires a GPU and the run device is {device}"
         return None
 
     @abstractmethod
@@ -300,6 +324,14 @@ class Method(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+def modality_profiles(
+    tiny: dict[str, Any], quick: dict[str, Any], modalities: tuple[Modality, ...] = ("1d", "2d"),
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(modality, profile)`` entries of :attr:`Method.profiles`: what a suite without its own
+    entry uses (a new suite then needs no edit to the method)."""
+    return {(m, name): dict(params) for m in modalities for name, params in (("tiny", tiny), ("quick", quick))}
 
 
 _REGISTRY: dict[str, type[Method]] = {}

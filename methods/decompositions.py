@@ -68,243 +68,32 @@ The number of usable components is limited by the data: at most the number of
 rows (rows - 1 for the estimators that remove a mean) and of features; with
 fewer rows than ``n_components`` the methods return fewer candidates. scikit-learn
 ``ConvergenceWarning``s are silenced: capped iterations are part of the budget.
+
+This module holds the registered methods and their profiles; the estimators are built,
+fitted and read out in :mod:`methods._decomposition_families`, the delay embedding is
+in :mod:`methods._embedding`.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, ClassVar
 
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
-from scipy.signal import resample_poly
-from sklearn.decomposition import NMF, PCA, FastICA, KernelPCA, SparsePCA
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.pipeline import Pipeline, make_pipeline
-from threadpoolctl import threadpool_limits
 
-from methods.base import Method, Split, register
+from methods._decomposition_families import (
+    FAMILIES,
+    Family,
+    component_parts,
+    fit_estimator,
+    input_scale,
+    usable_components,
+)
+from methods._embedding import _embed_batch, rate_ratio
+from methods.base import Method, Split, modality_profiles, register
 
 #: Rows handed to ``separate``'s decomposition at once (bounds float64 temporaries).
 _CHUNK = 256
-#: Rows used to estimate the median pairwise distance (KernelPCA input scale).
-_SCALE_ROWS = 500
-
-
-# --------------------------------------------------------------------------- families
-@dataclass(frozen=True)
-class Family:
-    """How one scikit-learn estimator is built and fed.
-
-    Attributes
-    ----------
-    build : callable
-        ``build(n_components, max_iter, seed)`` -> unfitted estimator (``max_iter``
-        already resolved: the family default replaces ``None``).
-    centered : bool
-        The estimator removes a mean (its centred rows have rank ``rows - 1``).
-    affine : bool
-        ``transform`` and ``inverse_transform`` are affine around a mean (see
-        :func:`component_parts` for how the mean is shared among the candidates).
-    nonnegative : bool
-        The estimator needs non-negative inputs.
-    distance_scale : bool
-        Scale inputs to unit median squared distance (RBF kernel with ``gamma=1``)
-        instead of unit standard deviation.
-    max_rows : int
-        Default cap on training rows (dataset level).
-    max_iter : int or None
-        Default iteration cap (``None``: the estimator's own default).
-    """
-
-    build: Callable[[int, int | None, int], Any]
-    centered: bool
-    affine: bool
-    nonnegative: bool
-    distance_scale: bool
-    max_rows: int
-    max_iter: int | None
-
-
-def _fastica(k: int, max_iter: int | None, seed: int) -> Pipeline:
-    # FastICA whitens by projecting onto the top-k principal subspace with a full SVD
-    # of features x rows (about a minute for 2,000 images on 2 cores). The same
-    # projection by randomized PCA first, then FastICA (which whitens the k scores),
-    # is the same model at a fraction of the cost.
-    return make_pipeline(
-        PCA(k, svd_solver="auto", random_state=seed),
-        FastICA(k, whiten="unit-variance", max_iter=max_iter, tol=1e-4, random_state=seed),
-    )
-
-
-def _nmf(k: int, max_iter: int | None, seed: int) -> NMF:
-    return NMF(k, init="nndsvda", solver="cd", max_iter=max_iter, random_state=seed)
-
-
-def _sparsepca(k: int, max_iter: int | None, seed: int) -> SparsePCA:
-    # 'cd' is much faster than the default 'lars' with many features.
-    return SparsePCA(k, alpha=1.0, method="cd", max_iter=max_iter, tol=1e-6, random_state=seed)
-
-
-def _kernelpca(k: int, max_iter: int | None, seed: int) -> KernelPCA:
-    return KernelPCA(
-        k, kernel="rbf", gamma=1.0, fit_inverse_transform=True, alpha=0.1,
-        max_iter=max_iter, random_state=seed,
-    )
-
-
-FAMILIES: dict[str, Family] = {
-    "fastica": Family(_fastica, centered=True, affine=True, nonnegative=False, distance_scale=False, max_rows=10000, max_iter=200),
-    "nmf": Family(_nmf, centered=False, affine=False, nonnegative=True, distance_scale=False, max_rows=6000, max_iter=200),
-    "sparsepca": Family(_sparsepca, centered=True, affine=True, nonnegative=False, distance_scale=False, max_rows=500, max_iter=20),
-    "kernelpca": Family(_kernelpca, centered=True, affine=False, nonnegative=False, distance_scale=True, max_rows=1500, max_iter=None),
-}
-
-
-# --------------------------------------------------------------------------- helpers
-def usable_components(family: Family, n_components: int, n_rows: int, n_features: int) -> int:
-    """Components the data supports: at most rows (rows - 1 if centred) and features, at least 1."""
-    return max(1, min(int(n_components), n_rows - int(family.centered), n_features))
-
-
-def input_scale(family: Family, rows: np.ndarray) -> float:
-    """Factor applied to the inputs before the decomposition (outputs are divided by it)."""
-    x = np.asarray(rows, dtype=np.float64)
-    if family.distance_scale:
-        x = x[:_SCALE_ROWS]
-        squared = np.sum(x**2, axis=1)
-        d2 = squared[:, None] + squared[None, :] - 2.0 * x @ x.T
-        d2 = d2[np.triu_indices(len(x), k=1)]
-        d2 = d2[d2 > 0]
-        median = float(np.median(d2)) if d2.size else 0.0
-        return 1.0 / np.sqrt(median) if median > 0 else 1.0
-    spread = float(np.std(x - x.mean(axis=0)))
-    return 1.0 / spread if spread > 0 else 1.0
-
-
-def fit_estimator(family: Family, rows: np.ndarray, n_components: int, max_iter: int | None, seed: int):
-    """Fit a fresh estimator of ``family`` on ``rows`` (already scaled); returns it."""
-    k = usable_components(family, n_components, *rows.shape)
-    estimator = family.build(k, family.max_iter if max_iter is None else int(max_iter), seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        estimator.fit(rows)
-    return estimator
-
-
-def component_parts(family: Family, estimator, rows: np.ndarray) -> np.ndarray:
-    """One reconstruction per component: ``(n, K, features)`` float64.
-
-    Part ``k`` is ``inverse_transform`` of the codes with all but code ``k`` set to
-    zero. For the affine estimators (``family.affine``: FastICA, SparsePCA, with
-    ``code(x) = W (x - m)`` and ``inverse(c) = A c + m``) the codes are taken from
-    the origin instead of the mean, ``u = W x = code(x) - code(0)``, so that each
-    component carries its own share of the mean, and part ``k`` is
-    ``A_k u_k + (m - A W m) / K``: the part of the mean outside the components'
-    span is split evenly. The parts sum to the reconstruction; in a noiseless linear
-    model ``x = sum_k a_k s_k`` part ``k`` is exactly ``a_k s_k``.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        codes = estimator.transform(rows)
-        origin = estimator.transform(np.zeros((1, rows.shape[1]))) if family.affine else None
-    n, k = codes.shape
-    offset = np.zeros(rows.shape[1])
-    if family.affine:
-        codes = codes - origin
-        mean, through_mean = np.asarray(
-            estimator.inverse_transform(np.vstack([np.zeros_like(origin), -origin])), dtype=np.float64
-        )
-        # inverse(mask_k(u)) = A_k u_k + m; remove m, add the even share of m - A W m.
-        offset = (2.0 * mean - through_mean) / k - mean
-    parts = np.empty((n, k, rows.shape[1]), dtype=np.float64)
-    masked = np.zeros_like(codes)
-    for j in range(k):
-        masked[:] = 0.0
-        masked[:, j] = codes[:, j]
-        parts[:, j] = np.asarray(estimator.inverse_transform(masked), dtype=np.float64) + offset
-    return parts
-
-
-def hankel(signal: np.ndarray, window: int) -> np.ndarray:
-    """Trajectory matrix ``H[i, j] = signal[i + j]``, shape ``(len - window + 1, window)``."""
-    return np.lib.stride_tricks.sliding_window_view(np.asarray(signal), window)
-
-
-def diagonal_average(matrices: np.ndarray) -> np.ndarray:
-    """Anti-diagonal averaging (Hankelisation) of ``(..., rows, cols)`` matrices.
-
-    Returns ``(..., rows + cols - 1)``: entry ``t`` is the mean of ``M[i, j]`` over
-    ``i + j = t``; the inverse of :func:`hankel` on an exact trajectory matrix.
-    """
-    m = np.asarray(matrices, dtype=np.float64)
-    rows, cols = m.shape[-2:]
-    length = rows + cols - 1
-    batch = m.reshape(-1, rows, cols)
-    diagonal = (np.arange(rows)[:, None] + np.arange(cols)[None, :]).ravel()
-    index = (np.arange(len(batch))[:, None] * length + diagonal[None, :]).ravel()
-    sums = np.bincount(index, weights=batch.ravel(), minlength=len(batch) * length)
-    counts = np.bincount(diagonal, minlength=length)
-    return (sums.reshape(len(batch), length) / counts).reshape(*m.shape[:-2], length)
-
-
-def rate_ratio(sampling_rate: float, target_rate: float) -> tuple[int, int]:
-    """``(up, down)`` integers with ``up / down ~= target_rate / sampling_rate``."""
-    ratio = Fraction(float(target_rate) / float(sampling_rate)).limit_denominator(1000)
-    if ratio <= 0:
-        raise ValueError(f"target_rate must be positive, got {target_rate}")
-    return ratio.numerator, ratio.denominator
-
-
-def embed_parts(
-    signal: np.ndarray, family: Family, n_components: int, window: int, up: int, down: int,
-    max_iter: int | None, seed: int,
-) -> np.ndarray:
-    """Candidates ``(K, len(signal))`` of one segment; raises on degenerate input."""
-    x = np.asarray(signal, dtype=np.float64)
-    if not np.all(np.isfinite(x)) or np.ptp(x) == 0:
-        raise ValueError("flat or non-finite segment")
-    low = resample_poly(x, up, down)
-    trajectory = np.array(hankel(low, window))
-    offset = float(trajectory.min()) if family.nonnegative else 0.0
-    trajectory -= offset
-    scale = input_scale(family, trajectory)
-    estimator = fit_estimator(family, trajectory * scale, n_components, max_iter, seed)
-    parts = component_parts(family, estimator, trajectory * scale) / scale  # (rows, K, window)
-    k = parts.shape[1]
-    low_parts = diagonal_average(parts.transpose(1, 0, 2)) + offset / k  # (K, len(low))
-    # Each segment has its own decomposition, whose component order is arbitrary
-    # (FastICA, NMF): order by variance, largest first, as SSA orders by eigenvalue.
-    low_parts = low_parts[np.argsort(-low_parts.var(axis=1), kind="stable")]
-    high = resample_poly(low_parts, down, up, axis=1)
-    if high.shape[1] < len(x):
-        high = np.pad(high, ((0, 0), (0, len(x) - high.shape[1])), mode="edge")
-    high = high[:, : len(x)]
-    if not np.all(np.isfinite(high)):
-        raise FloatingPointError("non-finite reconstruction")
-    return high
-
-
-def _embed_batch(
-    signals: np.ndarray, family: Family, n_components: int, window: int, up: int, down: int,
-    max_iter: int | None, seed: int, k: int,
-) -> np.ndarray:
-    """Candidates of a batch of segments; NaN rows where a segment fails."""
-    out = np.full((len(signals), k, signals.shape[1]), np.nan, dtype=np.float32)
-    # Small matrices: one BLAS thread is ~50x faster than two on busy cores.
-    with warnings.catch_warnings(), np.errstate(all="ignore"), threadpool_limits(1):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        for i, signal in enumerate(signals):
-            try:
-                parts = embed_parts(signal, family, n_components, window, up, down, max_iter, seed)
-            except Exception:  # noqa: BLE001 - a failing segment gives NaN candidates
-                continue
-            out[i, : parts.shape[0]] = parts
-    return out
 
 
 # --------------------------------------------------------------------------- profiles
@@ -371,13 +160,19 @@ EMBED_PROFILES: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
     },
 }
 
+# Suites without their own entry: the triangles settings (dataset level, K = 3) and the
+# MESA settings for the embedding variants (1-D only).
+for _family, _entries in DATASET_PROFILES.items():
+    _entries.update(modality_profiles(_entries["triangles", "tiny"], _entries["triangles", "quick"]))
+for _family, _entries in EMBED_PROFILES.items():
+    _entries.update(modality_profiles(_entries["mesa", "tiny"], _entries["mesa", "quick"], ("1d",)))
+
 
 # --------------------------------------------------------------------------- methods
 class _DatasetDecomposition(Method):
     """Dataset-level decomposition: mixtures are rows, one candidate per component."""
 
     family: ClassVar[str] = ""
-    suites = ("triangles", "mesa")
 
     def __init__(
         self, n_components: int = 3, max_rows: int | None = None, max_iter: int | None = None,
@@ -427,7 +222,6 @@ class _EmbeddingDecomposition(Method):
     """Per-segment decomposition of the delay-embedded (Hankel) signal."""
 
     family: ClassVar[str] = ""
-    suites = ("mesa",)
     modalities = ("1d",)
 
     def __init__(

@@ -7,30 +7,22 @@ encoding with the others masked to zero (Eq. 17-18).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from methods._batches import BatchSource, predict_in_batches, reconstruct_full
+from methods._device import autocast
 from methods._losses import (
     encoding_loss,
     mixing_loss,
     reconstruction_loss,
     zero_reconstruction_loss,
 )
-from methods._networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
-from methods._training import (
-    BatchSource,
-    autocast,
-    load_torch_state,
-    predict_in_batches,
-    reconstruct_full,
-    save_torch_state,
-    seed_and_threads,
-    train_epochs,
-)
-from methods.base import Method, Split, register
+from methods._network_method import MultiEncoderMethod
+from methods._networks import NetworkConfig
+from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
     n_encoders=3, channels=(24, 48, 96, 144), hidden=96, kernel_size=7,
@@ -64,102 +56,8 @@ MESA_TINY: dict[str, Any] = dict(
 )
 
 
-class _NetworkMethod(Method):
-    """Shared fit/separate plumbing for the autoencoder methods."""
-
-    device_support = "optional"
-    network_: MultiEncoderAutoencoder | None = None
-
-    def _network_config(self, train: Split) -> NetworkConfig:
-        raise NotImplementedError
-
-    def _step_losses(self, batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def _arrays(self, split: Split) -> list[np.ndarray]:
-        return [split.mixtures]
-
-    def _validation_score(self, valid: Split) -> float:
-        raise NotImplementedError
-
-    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``."""
-        x = x.unsqueeze(1)
-        if self.network_.config.dims == 2:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
-
-    def setup(self, train: Split) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-        """Build the network for ``train``'s signal shape; return its optimizer and scheduler.
-
-        Called by :meth:`fit`; public so :mod:`benchmark.speed` times the very same step.
-        """
-        device = self.context.device
-        seed_and_threads(self.seed, device, self.context.n_threads)
-        config = self._network_config(train)
-        # channels-last convolutions are faster on both oneDNN (CPU) and cuDNN.
-        network = MultiEncoderAutoencoder(config).to(device, memory_format=torch.channels_last)
-        self.encoding_shape_ = network.encoding_shape(train.signal_shape)
-        self.network_ = network
-        self._forward = torch.compile(network) if self.compile_model else network
-        self.n_parameters_ = count_parameters(network)
-        optimizer = torch.optim.Adam(
-            network.parameters(), lr=self.lr, weight_decay=self.weight_decay,
-            fused=True,
-        )
-        scheduler = (
-            torch.optim.lr_scheduler.StepLR(optimizer, self.lr_step_epochs, self.lr_gamma)
-            if self.lr_step_epochs
-            else None
-        )
-        return optimizer, scheduler
-
-    def fit(self, train: Split, valid: Split | None = None) -> _NetworkMethod:
-        optimizer, scheduler = self.setup(train)
-        validate = None
-        if valid is not None and len(valid) and self.keep_best:
-            validate = lambda: self._validation_score(valid)  # noqa: E731
-        run = train_epochs(
-            self.network_, optimizer, scheduler, BatchSource(self._arrays(train), self.context.device),
-            self._step_losses, epochs=self.epochs, batch_size=min(self.batch_size, len(train)),
-            grad_clip=self.grad_clip, seed=self.seed, progress=self.context.progress,
-            label=f"{self.name} fit", validate=validate, keep_best=self.keep_best,
-            checkpoint_dir=self.context.work_dir, time_limit=self.context.time_limit,
-        )
-        self.history_ = [
-            {"epoch": h.epoch, "seconds": h.seconds, "samples": h.samples, "complete": h.complete, **h.losses}
-            for h in run.history
-        ]
-        self.training_events_ = run.events.to_dict()
-        self.training_budget_ = run.budget.to_dict()
-        self.network_.eval()
-        return self
-
-    def _save_state(self, directory: Path) -> None:
-        save_torch_state(
-            directory,
-            {"network": self.network_.config.to_dict(), "encoding_shape": list(self.encoding_shape_),
-             "history": getattr(self, "history_", None), "n_parameters": self.n_parameters_,
-             "training_events": getattr(self, "training_events_", None),
-             "training_budget": getattr(self, "training_budget_", None)},
-            self.network_.state_dict(),
-        )
-
-    def _load_state(self, directory: Path) -> None:
-        config, state = load_torch_state(directory)
-        network = MultiEncoderAutoencoder(NetworkConfig.from_dict(config["network"]))
-        network.load_state_dict(state)
-        self.network_ = network.to(self.context.device, memory_format=torch.channels_last).eval()
-        self._forward = self.network_
-        self.encoding_shape_ = tuple(config["encoding_shape"])
-        self.history_ = config.get("history")
-        self.training_events_ = config.get("training_events")
-        self.training_budget_ = config.get("training_budget")
-        self.n_parameters_ = config.get("n_parameters", count_parameters(network))
-
-
 @register
-class MEAE(_NetworkMethod):
+class MEAE(MultiEncoderMethod):
     """Multi-encoder autoencoder with sparse mixing and zero-reconstruction losses.
 
     Parameters
@@ -188,12 +86,13 @@ class MEAE(_NetworkMethod):
 
     name = "meae"
     description = "Multi-encoder autoencoder (the paper's method): masking inference, blind"
-    suites = ("triangles", "mesa")
     supervised = False
+    show_outputs = True
     profiles = {
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
         ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+        **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small 4-level network
     }
 
     def __init__(

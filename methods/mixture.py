@@ -13,7 +13,7 @@ class MixtureAsEstimate(Method):
 
     name = "mixture"
     description = "Trivial floor: the mixture itself as the estimate of every source"
-    suites = ("triangles", "mesa")
+    modalities = ("1d", "2d")
 
     def __init__(self) -> None:
         pass

@@ -13,7 +13,7 @@ class PCAMethod(Method):
 
     name = "pca"
     description = "Dataset-level PCA, one candidate per component (classical floor)"
-    suites = ("triangles", "mesa")
+    modalities = ("1d", "2d")  # what it takes: signals and images, any input, no true sources
 
     def __init__(self, n_components: int = 3, max_rows: int = 5000, seed: int = 0):
         self.n_components = n_components

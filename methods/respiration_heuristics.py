@@ -179,7 +179,6 @@ class RespiratoryHeuristic(Method):
         joblib workers over chunks of segments in :meth:`separate` (1: a plain loop).
     """
 
-    suites: ClassVar[tuple[str, ...]] = ("mesa",)
     supervised: ClassVar[bool] = False
     modalities: ClassVar[tuple[str, ...]] = ("1d",)
     device_support: ClassVar[str] = "none"

@@ -8,10 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from methods._batches import BatchSource, predict_in_batches
+from methods._device import autocast
+from methods._network_method import MultiEncoderMethod
 from methods._networks import NetworkConfig
-from methods._training import BatchSource, autocast, predict_in_batches
-from methods.base import Split, register
-from methods.meae import _NetworkMethod
+from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
     channels=(24, 48, 96, 144), hidden=96, kernel_size=7, epochs=100, batch_size=256, lr=1e-3,
@@ -37,7 +38,7 @@ MESA_TINY: dict[str, Any] = dict(MESA_QUICK, channels=(4,) * 8, hidden=8, kernel
 
 
 @register
-class SupervisedAE(_NetworkMethod):
+class SupervisedAE(MultiEncoderMethod):
     """Single-encoder autoencoder trained to output the true sources directly.
 
     Same block design as MEAE with one encoder, a ReLU encoding, batch norm in
@@ -56,12 +57,12 @@ class SupervisedAE(_NetworkMethod):
 
     name = "supervised_ae"
     description = "Supervised autoencoder trained on the true sources (upper reference, not blind)"
-    suites = ("triangles", "mesa")
     supervised = True
     profiles = {
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
         ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+        **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small 4-level network
     }
 
     def __init__(

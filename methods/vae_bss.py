@@ -17,17 +17,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._networks import _Layers, from_image, to_image
-from methods._training import (
-    BatchSource,
-    NetworkCheckpoint,
-    autocast,
-    predict_in_batches,
-    seed_and_threads,
-    train_epochs,
+from methods._batches import predict_in_batches
+from methods._device import autocast, seed_and_threads
+from methods._network_method import NetworkMethod
+from methods._networks import (
+    ConvDecoderBody,
+    ConvEncoderBody,
+    _Layers,
+    check_divisible,
+    from_image,
+    to_image,
 )
-from methods.adversarial_ica import ConvDecoderBody, ConvEncoderBody, check_divisible
-from methods.base import Method, Split, register
+from methods._steps import GradientStep
+from methods.base import Split, modality_profiles, register
 
 MASK_EPSILON = 1e-6
 LOGVAR_RANGE = (-12.0, 8.0)
@@ -65,6 +67,7 @@ PROFILES = {
     ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
     ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
     ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
+    **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small network
 }
 
 
@@ -136,7 +139,7 @@ class VAEBSSNetwork(nn.Module):
 
 
 @register
-class VAEBSS(NetworkCheckpoint, Method):
+class VAEBSS(NetworkMethod):
     """VAE-BSS (Neri, Badeau & Depalle, EUSIPCO 2021), convolutional version.
 
     Model (as in the paper): ``q(z|x) = prod_k N(z_k | mu_k(x), diag sigma_k^2(x))``
@@ -195,7 +198,6 @@ class VAEBSS(NetworkCheckpoint, Method):
     network_class = VAEBSSNetwork
     name = "vae_bss"
     description = "VAE-BSS (Neri et al. 2021): K latents, shared decoder, sum of sources = mixture, blind"
-    suites = ("triangles", "mesa")
     supervised = False
     device_support = "optional"
     profiles = PROFILES
@@ -255,8 +257,7 @@ class VAEBSS(NetworkCheckpoint, Method):
 
     def fit(self, train: Split, valid: Split | None = None) -> VAEBSS:
         optimizer = self.setup(train)
-        batch_size = min(self.batch_size, len(train))
-        steps_per_epoch = max(1, len(train) // batch_size)
+        steps_per_epoch = max(1, len(train) // self._batch_size(train))
         warmup_steps = self.warmup_epochs * steps_per_epoch
         step = 0
 
@@ -270,21 +271,9 @@ class VAEBSS(NetworkCheckpoint, Method):
             nonlocal step
             step = epoch * steps_per_epoch
 
-        run = train_epochs(
-            self.network_, optimizer, None, BatchSource([train.mixtures], self.context.device),
-            step_losses, epochs=self.epochs, batch_size=batch_size, grad_clip=self.grad_clip,
-            seed=self.seed, progress=self.context.progress, label=f"{self.name} fit",
-            checkpoint_dir=self.context.work_dir, on_resume=on_resume,
-            time_limit=getattr(self.context, "time_limit", None),
-        )
-        self.training_events_ = run.events.to_dict()
-        self.training_budget_ = run.budget.to_dict()
-        self.history_ = [
-            {"epoch": h.epoch, "seconds": h.seconds, **h.losses,
-             "kl_weight": kl_weight((h.epoch + 1) * steps_per_epoch - 1, warmup_steps, self.beta)}
-            for h in run.history
-        ]
-        self.network_.eval()
+        self._train(GradientStep(self.network_, optimizer, step_losses, self.grad_clip), train, on_resume=on_resume)
+        for entry in self.history_:  # the KL weight of each epoch's last step
+            entry["kl_weight"] = kl_weight((entry["epoch"] + 1) * steps_per_epoch - 1, warmup_steps, self.beta)
         return self
 
     # --------------------------------------------------------------- inference

@@ -22,7 +22,7 @@ class DiesWhileFlagged(MixtureAsEstimate):
 
     name = "dies_while_flagged"
     description = "Test only: kills its worker process while the flag file exists"
-    suites = ("triangles",)
+    modalities = ("2d",)
 
     def __init__(self, flag: str = "") -> None:
         self.flag = flag

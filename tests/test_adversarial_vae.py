@@ -133,7 +133,8 @@ def test_training_step_updates_both_players_with_finite_losses():
     network = method.network_.train()
     disc_before = [p.detach().clone() for p in network.discriminator.parameters()]
     sep_before = [p.detach().clone() for p in network.separator_parameters()]
-    losses = method.training_step(method._prepare(torch.from_numpy(x)), separator, discriminator)
+    losses, skipped = method.training_step(method._prepare(torch.from_numpy(x)), separator, discriminator)
+    assert skipped.dim() == 0 and not bool(skipped)
     assert set(losses) == {"total", "recon", "adversarial", "discriminator"}
     for value in losses.values():
         assert value.dim() == 0 and not value.requires_grad and torch.isfinite(value)

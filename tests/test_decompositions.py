@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import methods
+from methods._embedding import diagonal_average, hankel
 from methods.base import Split
-from methods.decompositions import diagonal_average, hankel
 
 REGISTRY = methods.discover()
 FAMILIES = ("fastica", "nmf", "sparsepca", "kernelpca")
@@ -81,17 +81,22 @@ def _embed(name: str, **params):
 
 
 # ------------------------------------------------------------------ registration
-def test_all_eight_registered_with_their_suites():
+def test_all_eight_registered_with_their_capabilities():
+    from benchmark.suites import get_suite
+
+    triangles, mesa = get_suite("triangles"), get_suite("mesa")
     for name in DATASET:
         cls = REGISTRY[name]
-        assert cls.suites == ("triangles", "mesa") and set(cls.modalities) == {"1d", "2d"}
+        assert set(cls.modalities) == {"1d", "2d"} and cls.inputs is None
         assert not cls.supervised and cls.check_input("ECG") is None
+        assert triangles.method_fits(cls) is None and mesa.method_fits(cls) is None
     for name in EMBED:
         cls = REGISTRY[name]
-        assert cls.suites == ("mesa",) and cls.modalities == ("1d",)
-        method = cls()
-        assert method.check_applicable("triangles", "2d", "cpu") is not None
-        assert method.check_applicable("mesa", "1d", "cpu") is None
+        assert cls.modalities == ("1d",)
+        reason = triangles.method_fits(cls)
+        assert reason is not None and "1d" in reason and "2d" in reason
+        assert cls.check_applicable("2d", ("mixture",)) == reason
+        assert mesa.method_fits(cls) is None
     assert len({REGISTRY[n].family for n in DATASET}) == 4
     assert [REGISTRY[n].family for n in DATASET] == [REGISTRY[n].family for n in EMBED]
 

@@ -1,5 +1,5 @@
-"""Tests for the helpers of the peak-memory benchmark (benchmark/memory.py); the benchmark
-itself is not run here."""
+"""Tests for the helpers of the peak-memory benchmark (benchmark/memory.py, with its sampling in
+benchmark/process_memory.py); the benchmark itself is not run here."""
 
 from __future__ import annotations
 
@@ -11,29 +11,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import memory
+from benchmark import memory, process_memory
 
 HAS_PROC = Path(f"/proc/{os.getpid()}/status").exists()
 
 
 def test_peak_rss_is_positive_and_at_least_the_current_rss() -> None:
-    peak = memory.peak_rss_mb()
+    peak = process_memory.peak_rss_mb()
     assert 1 < peak < 1e6
     if HAS_PROC:
-        assert memory.current_rss_mb() <= peak + 1
+        assert process_memory.current_rss_mb() <= peak + 1
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc (Linux)")
 def test_proc_status_and_sampler_see_a_child_process() -> None:
-    status = memory.proc_status_kib(os.getpid())
+    status = process_memory.proc_status_kib(os.getpid())
     assert status["VmHWM"] >= status["VmRSS"] > 0
-    assert memory.proc_status_kib(2**22 + 12345) is None  # beyond pid_max: no such process
+    assert process_memory.proc_status_kib(2**22 + 12345) is None  # beyond pid_max: no such process
     code = "import sys, time; b = bytearray(64 * 2**20); sys.stdout.write('x'); sys.stdout.flush(); time.sleep(30)"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
         assert child.stdout.read(1) == b"x"  # the 64 MiB are allocated
-        assert child.pid in memory.descendants(os.getpid())
-        with memory.TreeSampler(interval=0.01) as sampler:
+        assert child.pid in process_memory.descendants(os.getpid())
+        with process_memory.TreeSampler(interval=0.01) as sampler:
             pass
         assert child.pid in sampler.peaks_kib
         assert sampler.peak_mb >= 64
@@ -60,7 +60,7 @@ def test_measure_reads_rows(tmp_path: Path, phase: str) -> None:
     assert row["segments"] == 48
     assert row["phase"] == (phase if phase == "materialise" else f"{phase} b=16")
     assert row["coordinator_peak_mb"] > 0 and row["worker_peak_mb"] is None
-    assert row["cache_mb"] == pytest.approx(memory.folder_mb(tmp_path / "cache"))
+    assert row["cache_mb"] == pytest.approx(process_memory.folder_mb(tmp_path / "cache"))
 
 
 def test_table_and_growth_summary() -> None:

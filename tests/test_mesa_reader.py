@@ -1,4 +1,4 @@
-"""Tests for the MESA reader, preprocessing, splits and segment cache (datasets/mesa.py)."""
+"""Tests for the MESA reader, preprocessing, splits and segment cache (datasets/mesa/)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pyedflib
 import pytest
 
-from datasets import mesa
+import datasets.mesa.cache
 from datasets.mesa import (
     CHANNELS,
     NoUsableRecordingsError,
@@ -429,7 +429,8 @@ def test_cache_hit_does_not_reprocess(
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("recording processed again")
 
-    monkeypatch.setattr(mesa, "_process_recording", fail)
+    # build_segment_cache looks _process_recording up in datasets.mesa.cache, so patch it there.
+    monkeypatch.setattr(datasets.mesa.cache, "_process_recording", fail)
     again = build_segment_cache(data_dir, None, tmp_path / "cache", seed=1, progress=False)
     assert again.root == first.root and again.summary == first.summary
     with pytest.raises(AssertionError, match="processed again"):

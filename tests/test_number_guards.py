@@ -16,7 +16,7 @@ from benchmark import leaderboard as lb
 from benchmark.metrics import mse
 from benchmark.source_choice import band_power_share, choose_by_reference, choose_by_spectrum
 from benchmark.suites import SuiteOptions
-from benchmark.triangles_suite import TrianglesSuite
+from benchmark.suites.triangles import TrianglesSuite
 from methods.base import Method, Split
 from methods.meae import MEAE
 
@@ -30,7 +30,7 @@ class _OracleWithSwaps(Method):
     """
 
     name = "oracle_with_swaps"
-    suites = ("triangles",)
+    modalities = ("2d",)
     supervised = True
 
     def __init__(self, lookup: dict[bytes, np.ndarray] | None = None, straight: frozenset = frozenset()) -> None:

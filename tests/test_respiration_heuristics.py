@@ -87,7 +87,6 @@ def test_all_methods_registered_with_declared_inputs() -> None:
         cls = registry[name]
         expected = ("ECG",) if name in ECG_NAMES else ("PPG",)
         assert cls.inputs == expected
-        assert cls.suites == ("mesa",)
         assert cls.modalities == ("1d",)
         assert cls.supervised is False
         assert cls.device_support == "none"
@@ -97,7 +96,13 @@ def test_all_methods_registered_with_declared_inputs() -> None:
         assert cls.check_input(expected[0]) is None
         reason = cls.check_input(other)
         assert reason is not None and name in reason
-    assert methods.get("edr_sarkar2015")().check_applicable("triangles", "1d", "cpu") is not None
+    from benchmark.suites import get_suite
+
+    sarkar = methods.get("edr_sarkar2015")
+    assert get_suite("mesa").method_fits(sarkar) is None
+    assert "handles 1d signals, not 2d" in get_suite("triangles").method_fits(sarkar)
+    # A 1-D suite of plain mixtures offers no ECG: the heuristic is skipped with that reason.
+    assert "designed for ECG input; the data offers mixture" in sarkar.check_applicable("1d", ("mixture",))
 
 
 def test_params_stored_unchanged_and_validated_in_fit() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.mesa_suite import MesaSuite
+from benchmark.suites.mesa import MesaSuite
 from datasets import mesa
 from datasets.npy import NpyWriter, read_layout
 from datasets.rows import RowView
@@ -203,7 +203,7 @@ def test_training_code_reads_row_views(stored: tuple[Path, np.ndarray]) -> None:
     """The batch source of the neural methods and a classical method take a RowView."""
     import torch
 
-    from methods._training import BatchSource
+    from methods._batches import BatchSource
     from methods.pca import PCAMethod
 
     path, data = stored

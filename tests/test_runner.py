@@ -17,7 +17,7 @@ from benchmark.leaderboard import LEADERBOARD_COLUMNS
 from benchmark.metrics import mse, ssim
 from benchmark.runner import BenchmarkError, parse_overrides, plan_cells, run_suite
 from benchmark.suites import SuiteOptions, fit_or_load
-from benchmark.triangles_suite import SOURCES, TrianglesSuite
+from benchmark.suites.triangles import SOURCES, TrianglesSuite
 from methods.base import Method, Split
 from methods.meae import MEAE
 from methods.mixture import MixtureAsEstimate
@@ -437,7 +437,8 @@ def test_cli_list(cli_results):
     for name in ("meae", "supervised_ae", "mixture", "triangles"):
         assert name in out
     methods_part = out.split("Methods:")[1]
-    assert "supervised_ae" in methods_part and "supervised]" in methods_part
+    assert "supervised_ae" in methods_part and "any input, supervised; runs on mesa, sines, triangles]" in methods_part
+    assert "edr_sarkar2015" in methods_part and "[1d, ECG, blind; runs on mesa]" in methods_part
     assert "triangles" in out.split("Methods:")[0]
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.mesa_suite import MesaSuite
 from benchmark.metrics import mse, ssim
 from benchmark.respiration import respiratory_rate
-from benchmark.triangles_suite import TrianglesSuite
+from benchmark.suites.mesa import MesaSuite
+from benchmark.suites.triangles import TrianglesSuite
 
 GOLDEN = {
     ("triangles", 1): {

@@ -14,7 +14,8 @@ import torch
 from benchmark import cli
 from benchmark.runner import CellSpec, run_suite
 from methods import _time_budget
-from methods._training import BatchSource, train_epochs
+from methods._batches import BatchSource
+from methods._loop import train_epochs
 
 N_SAMPLES, BATCH = 32, 8  # four steps per epoch
 
@@ -79,6 +80,23 @@ def test_resumed_training_counts_the_time_of_earlier_epochs(tmp_path):
     assert resumed.events.resumed_from_epoch == 2
     assert resumed.budget.cut and resumed.budget.epochs_completed == 2
     assert resumed.budget.samples_seen == 2 * N_SAMPLES
+
+
+def test_adversarial_ica_stops_at_the_time_limit_like_the_other_network_methods(fake_clock):
+    from methods.adversarial_ica import AdversarialICA
+    from methods.base import RunContext, Split
+
+    torch.set_num_threads(1)
+    # 48 samples, batch 16: 3 steps per epoch. Clock reads as above: steps at t = 3..5 finish
+    # epoch 0, the second step of epoch 1 (t = 7) passes the deadline of 1 + 5.5.
+    split = Split(np.random.default_rng(0).random((48, 16, 16), dtype=np.float32), ("a", "b"))
+    method = AdversarialICA(n_sources=2, channels=(4, 4), kernel_size=3, disc_channels=4, epochs=100,
+                            batch_size=16, disc_steps=1, seed=0)
+    method.with_context(RunContext(device="cpu", n_threads=1, time_limit=5.5)).fit(split)
+    budget = method.training_budget_
+    assert budget["cut"] and (budget["epochs_completed"], budget["epochs_planned"]) == (1, 100)
+    assert budget["samples_seen"] == 5 * 16
+    assert [(h["epoch"], h["complete"], h["samples"]) for h in method.history_] == [(0, True, 48), (1, False, 32)]
 
 
 def test_time_limit_must_be_positive():

@@ -6,14 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from methods._training import (
-    CHECKPOINT_FILE,
-    BatchSource,
-    GuardSettings,
-    TrainingDiverged,
-    optimisation_step,
-    train_epochs,
-)
+from methods._batches import BatchSource
+from methods._checkpoint import CHECKPOINT_FILE
+from methods._loop import GuardSettings, TrainingDiverged, train_epochs
+from methods._steps import optimisation_step
 
 N_SAMPLES, BATCH = 64, 16  # 4 steps per epoch
 
@@ -197,3 +193,135 @@ def test_every_neural_method_resumes_an_interrupted_fit_exactly(name, tmp_path, 
     assert [h["epoch"] for h in resumed.history_] == [0, 1, 2]
     for key, value in _state(resumed.network_).items():
         torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=f"{name}: {key} differs")
+
+
+# ------------------------------------------------------ steps with several optimizers
+
+
+class TwoPlayerStep:
+    """A :class:`methods._steps.TrainingStep` updating two halves of a model with their own optimizers."""
+
+    def __init__(self, model: torch.nn.Sequential, nan_steps=()):
+        self.model, self.nan_steps, self.step = model, set(nan_steps), 0
+        self.first = torch.optim.SGD(model[0].parameters(), lr=0.1)
+        self.second = torch.optim.RMSprop(model[2].parameters(), lr=1e-2)
+        self.optimizers = (self.first, self.second)
+
+    def __call__(self, batch):
+        from methods._steps import guarded_update
+
+        (x,) = batch
+        loss = (self.model(x) - x).pow(2).mean()
+        if self.step in self.nan_steps:
+            loss = loss * torch.tensor(float("nan"))
+        self.step += 1
+        skipped = guarded_update(loss, self.first, self.model[0].parameters())
+        second = (self.model(x) - x).abs().mean() * (loss.detach() / loss.detach())
+        skipped = skipped | guarded_update(second, self.second, self.model[2].parameters())
+        return {"total": loss, "l1": second}, skipped
+
+
+def test_a_step_with_two_optimizers_is_guarded_checkpointed_and_rolled_back_as_a_whole(tmp_path):
+    from methods._loop import run_epochs
+
+    model, _, batches = _problem()
+    snapshots = []
+
+    def validate() -> float:
+        snapshots.append(_state(model))
+        return 0.0
+
+    step = TwoPlayerStep(model, nan_steps={5, 6, 7})  # epoch 1: one good step, then three NaN steps
+    run = run_epochs(model, step, batches, epochs=2, batch_size=BATCH, seed=0, progress=False, label="two",
+                     validate=validate, checkpoint_dir=tmp_path, guard=GuardSettings(check_every=1))
+    assert (run.events.skipped_steps, run.events.rollbacks, run.events.lr_scale) == (3, 1, 0.5)
+    assert step.first.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert step.second.param_groups[0]["lr"] == pytest.approx(5e-3)
+    for name, value in snapshots[1].items():  # both halves back at the end of epoch 0
+        torch.testing.assert_close(value, snapshots[0][name], rtol=0, atol=0)
+    saved = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+    assert isinstance(saved["optimizer"], list) and len(saved["optimizer"]) == 2
+    assert saved["optimizer"][1]["state"], "the second optimizer's state must be checkpointed"
+
+
+# ------------------------------------------------------------------ adversarial ICA
+
+ADVERSARIAL = dict(n_sources=2, channels=(4, 4), kernel_size=3, disc_channels=4, batch_size=16, disc_steps=2, seed=0)
+
+
+def _adversarial(params: dict, work_dir=None):
+    from methods.adversarial_ica import AdversarialICA
+    from methods.base import RunContext
+
+    return AdversarialICA(**{**ADVERSARIAL, **params}).with_context(RunContext(device="cpu", n_threads=1, work_dir=work_dir))
+
+
+def _adversarial_split():
+    from methods.base import Split
+
+    return Split(np.random.default_rng(0).random((48, 16, 16), dtype=np.float32), ("a", "b"))  # 3 steps per epoch
+
+
+def test_adversarial_ica_resumes_after_k_epochs_with_both_players_restored(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    split = _adversarial_split()
+    straight = _adversarial({"epochs": 4}, tmp_path / "a").fit(split)
+    expected = _state(straight.network_)
+
+    original_epoch = BatchSource.epoch
+    served = {"batches": 0}
+
+    def interrupted_epoch(self, *args, **kwargs):
+        for batch in original_epoch(self, *args, **kwargs):
+            if served["batches"] == 7:  # 3 batches per epoch: dies in epoch 2, after epochs 0 and 1
+                raise KeyboardInterrupt("simulated kill")
+            served["batches"] += 1
+            yield batch
+
+    monkeypatch.setattr(BatchSource, "epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        _adversarial({"epochs": 4}, tmp_path / "b").fit(split)
+    monkeypatch.setattr(BatchSource, "epoch", original_epoch)
+    saved = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)
+    assert saved["epoch"] == 1
+    separator_state, discriminator_state = saved["optimizer"]  # both players' RMSProp states
+    assert separator_state["state"] and discriminator_state["state"]
+
+    resumed = _adversarial({"epochs": 4, "seed": 0}, tmp_path / "b").fit(split)
+    assert resumed.training_events_["resumed_from_epoch"] == 2
+    assert [h["epoch"] for h in resumed.history_] == [0, 1, 2, 3]
+    for got, want in zip(resumed.history_, straight.history_, strict=True):
+        assert {k: v for k, v in got.items() if k != "seconds"} == {k: v for k, v in want.items() if k != "seconds"}
+    for key, value in _state(resumed.network_).items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=f"{key} differs")
+    np.testing.assert_array_equal(resumed.separate(split.mixtures[:4]), straight.separate(split.mixtures[:4]))
+
+
+def test_adversarial_ica_skips_a_step_whose_adversarial_loss_is_not_finite(monkeypatch):
+    import methods.adversarial_ica as adversarial_ica
+
+    torch.set_num_threads(1)
+    original = adversarial_ica.separator_adversarial_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = original(*args, **kwargs)
+        return loss * torch.tensor(float("nan")) if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(adversarial_ica, "separator_adversarial_loss", poisoned)
+    method = _adversarial({"epochs": 2}).fit(_adversarial_split())
+    assert calls["n"] == 6
+    events = method.training_events_
+    assert (events["skipped_steps"], events["rollbacks"]) == (1, 0)
+    assert all(torch.isfinite(p).all() for p in method.network_.parameters())
+    assert all(np.isfinite(v) for h in method.history_ for k, v in h.items() if k not in ("complete",))
+    assert np.isfinite(method.separate(_adversarial_split().mixtures[:4])).all()
+
+
+def test_adversarial_ica_that_never_recovers_stops_with_training_diverged():
+    torch.set_num_threads(1)
+    # a NaN weight makes every separator loss NaN: 3 skipped steps per epoch, one rollback per
+    # epoch (GuardSettings defaults), and the sixth rollback gives up
+    with pytest.raises(TrainingDiverged, match="rollbacks"):
+        _adversarial({"epochs": 8, "adv_weight": float("nan")}).fit(_adversarial_split())

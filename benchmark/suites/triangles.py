@@ -11,24 +11,17 @@ output stays dark instead of having its noise stretched to full range.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.assignment import assign_by_mse
-from benchmark.leaderboard import ColumnSpec, markdown_table
-from benchmark.metrics import SSIM_SETTINGS, mse, ssim
-from benchmark.suites import (
-    CellOutcome,
+from benchmark.leaderboard import markdown_table
+from benchmark.metrics import SSIM_SETTINGS
+from benchmark.suites.base import (
     DataHandle,
-    MethodFactory,
     Suite,
     SuiteOptions,
-    fit_or_load,
-    register_suite,
 )
 from datasets.triangles import TrianglesConfig, load_or_generate, split_indices
 from methods.base import Split
@@ -51,22 +44,22 @@ PAPER_TABLE_1 = {
 }
 
 
-def _profile(profile: str) -> dict[str, Any]:
-    if profile not in PROFILES:
-        raise KeyError(f"unknown profile '{profile}' for triangles (available: {', '.join(PROFILES)})")
-    return PROFILES[profile]
-
-
 class TrianglesSuite(Suite):
     """Triangles & circles: post-non-linear image mixtures, two sources."""
 
     name = "triangles"
     description = "Triangles & circles PNL image mixtures (paper Table 1: MSE/SSIM per source)"
     modality = "2d"
+    inputs = ("mixture",)
+    metrics = ("mse", "ssim")
+    column_targets = SOURCES
+    estimate_range = (0.0, 1.0)
+    n_examples = N_EXAMPLES
+    profiles = PROFILES
     dependencies = ("numpy", "scipy", "scikit-image", "pillow")
 
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
-        settings = _profile(profile)
+        settings = self.settings(profile)
         config = TrianglesConfig(n=settings["n"], seed=settings["data_seed"])
         load_or_generate(config, options.cache_dir, n_jobs=options.n_jobs, progress=options.progress)
         return DataHandle(
@@ -88,47 +81,6 @@ class TrianglesSuite(Suite):
             splits[name] = Split(mixtures, SOURCES, targets)
         return splits
 
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
-        splits = self.load_splits(handle)
-        train, valid, test = splits["train"], splits["valid"], splits["test"]
-        method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
-
-        start = time.perf_counter()
-        assignment = assign_by_mse(np.clip(method.separate(valid.mixtures), 0, 1), valid.targets, SOURCES)
-        candidates = np.clip(method.separate(test.mixtures), 0, 1)
-        estimates = assignment.apply(candidates)
-        separate_seconds = time.perf_counter() - start
-
-        start = time.perf_counter()
-        scores = []
-        for s, source in enumerate(SOURCES):
-            if assignment.mapping[s] < 0:
-                values = {"mse": np.nan, "ssim": np.nan}
-            else:
-                values = {
-                    "mse": float(mse(estimates[:, s], test.targets[:, s]).mean()),
-                    "ssim": float(ssim(estimates[:, s], test.targets[:, s]).mean()),
-                }
-            scores += [{"input": "mixture", "target": source, "metric": m, "value": v} for m, v in values.items()]
-        score_seconds = time.perf_counter() - start
-
-        arrays = {
-            "example_estimates": estimates[:N_EXAMPLES],
-            "example_candidates": candidates[:N_EXAMPLES],
-            **method.diagnostics(),
-        }
-        details = {
-            "assignment": assignment.to_dict(),
-            "n_test": len(test), "n_train": len(train), "n_valid": len(valid),
-            "reloaded_model": reloaded,
-            "fit_history": getattr(method, "history_", None),
-            "training_events": getattr(method, "training_events_", None),
-            "training_budget": getattr(method, "training_budget_", None),
-            "n_parameters": getattr(method, "n_parameters_", None),
-        }
-        timings = {"fit": fit_seconds, "separate": separate_seconds, "score": score_seconds}
-        return CellOutcome(scores, details, arrays, timings)
-
     def reference_rows(self) -> list[dict[str, Any]]:
         rows = []
         for method, targets in PAPER_TABLE_1.items():
@@ -141,12 +93,7 @@ class TrianglesSuite(Suite):
         return rows
 
     def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        columns = [
-            ColumnSpec("Triangle MSE ↓", "mixture", "triangle", "mse", 5),
-            ColumnSpec("Circle MSE ↓", "mixture", "circle", "mse", 5),
-            ColumnSpec("Triangle SSIM ↑", "mixture", "triangle", "ssim", 4),
-            ColumnSpec("Circle SSIM ↑", "mixture", "circle", "ssim", 4),
-        ]
+        columns = self.markdown_columns(leaderboard, "mixture")
         data = manifest.get("data", {})
         generator = data.get("generator", {})
         header = [
@@ -192,11 +139,9 @@ class TrianglesSuite(Suite):
             cell_arrays = arrays.get(record["cell_id"], {})
             keys = [k for k in cell_arrays if k.startswith("decoder_weights_")]
             weights = [cell_arrays[k] for k in sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))]
-            if weights and record["method"] == "meae":
+            if weights:
                 n_enc = record["params"].get("n_encoders", 1)
                 paths.append(decoder_weight_figure(weights, n_enc, out_dir / "decoder_weights.png"))
                 break
         return paths
 
-
-register_suite(TrianglesSuite())

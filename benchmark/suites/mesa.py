@@ -32,8 +32,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.leaderboard import ColumnSpec, markdown_table
-from benchmark.respiration import coverage, rate_mae, rates
+import methods
+from benchmark.leaderboard import markdown_table
+from benchmark.metrics import get_metric
+from benchmark.respiration import rate_mae, rates
+from benchmark.scoring import item_key, score_metrics, score_row
 from benchmark.source_choice import (
     RESPIRATORY_BAND,
     band_power_share,
@@ -41,7 +44,7 @@ from benchmark.source_choice import (
     choose_by_spectrum,
 )
 from benchmark.store import atomic_save_npz
-from benchmark.suites import (
+from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
     DataHandle,
@@ -49,7 +52,6 @@ from benchmark.suites import (
     Suite,
     SuiteOptions,
     fit_or_load,
-    register_suite,
 )
 from datasets.mesa import (
     NoUsableRecordingsError,
@@ -93,34 +95,21 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _profile(profile: str) -> dict[str, Any]:
-    if profile not in PROFILES:
-        raise KeyError(f"unknown profile '{profile}' for mesa (available: {', '.join(PROFILES)})")
-    return PROFILES[profile]
-
-
-def _abs_correlation(estimates: np.ndarray, truth: np.ndarray, crop: int = EDGE_CROP) -> np.ndarray:
-    """|Pearson r| per row after cropping the edges; NaN where undefined."""
-    e = np.asarray(estimates, dtype=np.float64)[:, crop:-crop]
-    t = np.asarray(truth, dtype=np.float64)[:, crop:-crop]
-    e = e - e.mean(axis=1, keepdims=True)
-    t = t - t.mean(axis=1, keepdims=True)
-    denominator = np.sqrt((e**2).sum(axis=1) * (t**2).sum(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.abs((e * t).sum(axis=1) / denominator)
-
-
 class MesaSuite(Suite):
     """ECG/PPG -> respiration on MESA or a synthetic MESA-layout cohort."""
 
     name = "mesa"
     description = "Respiration from ECG/PPG, MESA layout (paper Table 2: rate MAE vs nasal pressure/thoracic)"
     modality = "1d"
+    inputs = ("ECG", "PPG")
+    metrics = ("mae_bpm", "waveform_corr", "coverage")
+    column_targets = (*REFERENCES, TRUTH, "any")
+    profiles = PROFILES
     dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
 
     # ------------------------------------------------------------------ data
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
-        settings = _profile(profile)
+        settings = self.settings(profile)
         cache_dir = Path(options.cache_dir)
         preprocess = PreprocessConfig(target_rate=SAMPLING_RATE)
         cohort = None
@@ -259,21 +248,28 @@ class MesaSuite(Suite):
             for k in chosen:
                 estimates[k].append(rates(batch[:, k], SAMPLING_RATE, EDGE_CROP))
                 if has_truth:
-                    correlations[k].append(_abs_correlation(batch[:, k], truth))
+                    correlations[k].append(get_metric("waveform_corr").per_item(batch[:, k], truth))
         test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
         score_seconds = time.perf_counter() - start
 
         targets = [*REFERENCES, *([TRUTH] if has_truth else [])]
         for rule, k in rules.items():
             variant = "" if rule == "reference" else "blind choice"
+            rows, items = [], {}
             for target in targets:
-                mae, n = rate_mae(test_rates[k], reference[f"test__{target}"][test_rows])
-                outcome.scores.append({"input": input_name, "target": target, "metric": "mae_bpm", "value": mae, "n": n, "variant": variant})
-            outcome.scores.append({"input": input_name, "target": "any", "metric": "coverage", "value": coverage(test_rates[k]), "n": len(test_rows), "variant": variant})
+                target_rows, target_items = score_metrics(
+                    test_rates[k], reference[f"test__{target}"][test_rows], ("mae_bpm",), input_name, target, variant)
+                rows += target_rows
+                items.update(target_items)
+            coverage_rows, coverage_items = score_metrics(test_rates[k], None, ("coverage",), input_name, "any", variant)
+            rows += coverage_rows
+            items.update(coverage_items)
             if has_truth:
                 corr = np.concatenate(correlations[k])
-                value = float(np.nanmean(corr)) if np.isfinite(corr).any() else float("nan")
-                outcome.scores.append({"input": input_name, "target": TRUTH, "metric": "waveform_corr", "value": value, "n": int(np.isfinite(corr).sum()), "variant": variant})
+                rows.append(score_row(input_name, TRUTH, "waveform_corr", corr, variant))
+                items[item_key(input_name, TRUTH, "waveform_corr", variant)] = corr.astype(np.float32)
+            outcome.scores += rows
+            outcome.arrays.update(items)
 
         # Only what the figures show, in float16: every output of one segment, the chosen one of a few.
         outcome.arrays[f"{input_name}__example_outputs"] = examples[0].astype(np.float16)
@@ -332,16 +328,7 @@ class MesaSuite(Suite):
         table = leaderboard.copy()
         table["method"] = table["method"] + " (" + table["input"] + ")"
         table["input"] = "row"
-        columns = [
-            ColumnSpec("MAE vs nasal pressure ↓", "row", "nasal_pressure", "mae_bpm", 2),
-            ColumnSpec("MAE vs thoracic ↓", "row", "thoracic", "mae_bpm", 2),
-        ]
-        if synthetic:
-            columns += [
-                ColumnSpec("MAE vs true respiration ↓", "row", TRUTH, "mae_bpm", 2),
-                ColumnSpec("Corr. with true resp. (abs r) ↑", "row", TRUTH, "waveform_corr", 3),
-            ]
-        columns.append(ColumnSpec("Coverage ↑", "row", "any", "coverage", 3))
+        columns = self.markdown_columns(table, "row")
         lines = [
             f"# Respiration from ECG/PPG — {title} — profile `{manifest.get('profile')}`",
             "",
@@ -377,16 +364,31 @@ class MesaSuite(Suite):
                 rows = cell[f"{input_name}__example_rows"]
                 per_method[record["label"]] = cell[f"{input_name}__example_estimates"].astype(np.float32)
                 rates_by_method[record["label"]] = (cell[f"{input_name}__test_rates"], nasal_rates[cell[f"{input_name}__test_rows"]])
-                if record["method"] == "meae" and outputs is None:
-                    outputs = (cell[f"{input_name}__example_outputs"].astype(np.float32), info["choice"])
+                if outputs is None and info["outputs"] > 1 and _shows_outputs(record["method"]):
+                    outputs = (cell[f"{input_name}__example_outputs"].astype(np.float32), info["choice"], record["method"])
             if not per_method:
                 continue
             signals = {name: np.asarray(test[name][rows]) for name in (input_name, *REFERENCES, TRUTH) if name in test}
             paths.append(mesa_examples_figure(signals, input_name, per_method, out_dir / f"examples_{input_name}.png"))
             if outputs is not None:
-                paths.append(mesa_outputs_figure(np.asarray(test[input_name][rows[0]]), outputs[0], outputs[1], input_name, out_dir / f"meae_outputs_{input_name}.png"))
+                paths.append(mesa_outputs_figure(np.asarray(test[input_name][rows[0]]), outputs[0], outputs[1], input_name, out_dir / f"{outputs[2]}_outputs_{input_name}.png"))
             paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png"))
         return paths
 
 
-register_suite(MesaSuite())
+    def column_title(self, metric: str, target: str) -> str:
+        """Paper Table 2 wording: ``MAE vs nasal pressure ↓``, ``Coverage ↑``."""
+        spec = get_metric(metric)
+        if metric == "coverage":
+            return f"Coverage {spec.arrow}"
+        if metric == "waveform_corr":
+            return f"Corr. with true resp. (abs r) {spec.arrow}"
+        return f"{spec.label} vs {target.replace('_', ' ')} {spec.arrow}"
+
+
+def _shows_outputs(method_name: str) -> bool:
+    """Whether a method asks for a figure of all its outputs (``Method.show_outputs``)."""
+    try:
+        return bool(getattr(methods.get(method_name), "show_outputs", False))
+    except KeyError:
+        return False

@@ -1,0 +1,157 @@
+"""Planning a run: method selection, parameter resolution and cell identities.
+
+A cell is one (suite, method, seed, profile) combination with its resolved parameters;
+its fingerprint changes whenever anything that determines its result changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import methods
+from benchmark.errors import BenchmarkError
+from benchmark.suites import get_suite
+
+CELL_FORMAT_VERSION = 1
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``["meae.epochs=5", "meae.lambda_mix=0.1"]`` -> ``{"meae": {"epochs": 5, "lambda_mix": 0.1}}``.
+
+    Values are read as Python literals (numbers, tuples, booleans) and fall
+    back to strings. Unknown methods or parameters raise :class:`BenchmarkError`.
+    """
+    registry = methods.discover()
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method_name, dot, param = key.strip().partition(".")
+        if not sep or not dot or not param:
+            raise BenchmarkError(f"--set expects METHOD.PARAM=VALUE, got '{item}'")
+        if method_name not in registry:
+            raise BenchmarkError(f"--set names unknown method '{method_name}' (registered: {', '.join(registry)})")
+        allowed = registry[method_name].param_names()
+        if param not in allowed:
+            raise BenchmarkError(
+                f"--set: method '{method_name}' has no parameter '{param}' (parameters: {', '.join(allowed)})"
+            )
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        overrides.setdefault(method_name, {})[param] = value
+    return overrides
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _digest(data: Any, length: int = 12) -> str:
+    text = json.dumps(_jsonable(data), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A planned cell with its resolved parameters."""
+
+    suite: str
+    profile: str
+    method: str
+    seed: int
+    params: dict[str, Any]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    time_limit: float | None = None
+    code_versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Leaderboard name: the method, plus its overrides if any."""
+        if not self.overrides:
+            return self.method
+        tags = ",".join(f"{k}={v}" for k, v in sorted(self.overrides.items()))
+        return f"{self.method}[{tags}]"
+
+    @property
+    def cell_id(self) -> str:
+        """File name of the cell (stable across reruns with the same overrides)."""
+        suffix = f"__{_digest(self.overrides, 8)}" if self.overrides else ""
+        return f"{self.method}__seed{self.seed}{suffix}"
+
+    def fingerprint(self, data_key: str) -> str:
+        """Changes whenever anything that determines the result changes (a time limit included)."""
+        identity = {
+            "suite": self.suite, "profile": self.profile, "method": self.method, "seed": self.seed,
+            "params": self.params, "data": data_key, "format": CELL_FORMAT_VERSION,
+        }
+        if self.time_limit is not None:
+            identity["time_limit"] = self.time_limit
+        if any(v != 1 for v in self.code_versions.values()):  # version 1: the code before versions existed
+            identity["code"] = self.code_versions
+        return _digest(identity, 24)
+
+
+def resolve_methods(suite: str, modality: str | None, names: list[str] | None, device: str) -> tuple[list[str], list[dict]]:
+    """Method names to run on ``suite`` and the skipped ones with a reason.
+
+    A method runs where what it declares (modality, inputs, supervision, GPU need) fits what
+    the suite offers (:meth:`benchmark.suites.base.Suite.method_fits`); every other method is
+    listed as skipped with the reason. ``names=None`` (or ``["all"]``) means every registered
+    method. Unknown names raise :class:`BenchmarkError`. ``modality`` is unused (the suite
+    declares it) and kept for callers of the old signature.
+    """
+    registry = methods.discover()
+    explicit = names is not None and names != ["all"]
+    chosen = names if explicit else list(registry)
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        missing = methods.unavailable()
+        hints = [f"{n} (failed to import: {missing[n]})" for n in unknown if n in missing]
+        raise BenchmarkError(
+            f"unknown method '{unknown[0]}' (registered: {', '.join(registry)})"
+            + (f"; unavailable: {'; '.join(hints)}" if hints else "")
+        )
+    target = get_suite(suite)
+    run, skipped = [], []
+    for name in chosen:
+        reason = target.method_fits(registry[name], device)
+        if reason is None:
+            run.append(name)
+        else:
+            skipped.append({"method": name, "reason": reason})
+    return run, skipped
+
+
+def plan_cells(
+    suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]],
+    time_limit: float | None = None,
+) -> list[CellSpec]:
+    """Every (method, seed) cell with parameters = defaults < profile < overrides < seed.
+
+    A method without a ``seed`` parameter is deterministic: it gets one cell (the
+    first seed), since every seed would give the same numbers. ``time_limit``
+    (seconds of training per cell) becomes part of every cell's identity.
+    """
+    registry = methods.discover()
+    target = get_suite(suite)
+    scoring_version = getattr(target, "scoring_version", 1)
+    cells = []
+    for name in method_names:
+        cls = registry[name]
+        code = {"method": getattr(cls, "version", 1), "suite_scoring": scoring_version}
+        own = overrides.get(name, {})
+        base = {**cls.default_params(), **cls.profile_params(suite, profile, target.modality), **own}
+        for seed in seeds if "seed" in base else seeds[:1]:
+            params = {**base, "seed": seed} if "seed" in base else base
+            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))
+    return cells

@@ -1,0 +1,111 @@
+"""Reporting: runs.csv, leaderboard.csv/.md, manifest.json and figures from finished cells."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark import leaderboard as lb
+from benchmark.environment import describe_device, environment_info, package_versions
+from benchmark.planning import CellSpec
+from benchmark.provenance import stale_reasons, summarize
+from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
+from benchmark.suites import DataHandle, get_suite
+
+log = logging.getLogger("bss_bench")
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    suite: str
+    profile: str
+    results_dir: Path
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    stale: dict[str, list[str]] = field(default_factory=dict)
+    seconds: float = 0.0
+    execution: dict[str, Any] = field(default_factory=dict)
+
+
+def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
+    """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
+    suite = get_suite(suite_name)
+    records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
+    current = package_versions()
+    stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
+    runs = lb.runs_frame(records, stale)
+    board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
+    atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(store.root / "leaderboard.csv", board.to_csv(index=False))
+
+    manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
+    manifest["provenance"] = summarize(records, stale)
+    atomic_write_json(store.root / "manifest.json", manifest)
+    atomic_write_text(store.root / "leaderboard.md", suite.render_markdown(board, manifest))
+    if records:
+        arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
+        try:
+            suite.make_figures(records, arrays, handle, store.figures_dir)
+        except Exception as error:  # noqa: BLE001 - figures never cost the results
+            log.error("figures for %s failed: %s", suite_name, error)
+
+
+def build_manifest(suite_name: str, profile: str, records: list[dict], handle: DataHandle, summary: RunSummary, device: str, command: str) -> dict[str, Any]:
+    """Everything needed to trust and reproduce the leaderboard."""
+    n_test = {r["details"].get("n_test") for r in records if "n_test" in r.get("details", {})}
+    remote = summary.execution.get("scheduler") not in (None, "local")  # the device is not on this machine
+    return {
+        "suite": suite_name,
+        "profile": profile,
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **environment_info(),
+        "device": f"{device} (Dask workers; see each cell)" if remote else describe_device(device),
+        "execution": summary.execution,
+        "seeds": sorted({r["seed"] for r in records}),
+        "data": {"key": handle.key, **handle.info, "n_test": sorted(n_test)[0] if len(n_test) == 1 else sorted(n_test)},
+        "methods": {r["label"]: {"method": r["method"], "params": r["params"]} for r in records},
+        "cells": {
+            r["cell_id"]: {
+                "label": r["label"], "seed": r["seed"], "device": r["device"], "n_threads": r.get("n_threads"),
+                "timings": r["timings"], "fingerprint": r["fingerprint"], "finished_at": r["finished_at"],
+                "assignment": r["details"].get("assignment", {}).get("by_source"),
+                "unused_outputs": r["details"].get("assignment", {}).get("unused"),
+                "training_events": training_events(r["details"]),
+                "time_limit": r.get("time_limit"),
+                "training_budget": r.get("training_budget"),
+                "provenance": r.get("provenance"),
+            }
+            for r in records
+        },
+        "last_run": {
+            "ran": summary.ran, "reused": summary.reused, "seconds": round(summary.seconds, 1),
+            "failed": [{k: f[k] for k in ("cell_id", "error")} for f in summary.failed],
+            "skipped": summary.skipped,
+        },
+    }
+
+
+def fit_detail(details: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``details[key]`` of a cell's fit, or its per-input values for multi-input suites, or ``None``."""
+    if details.get(key) is not None:
+        return details[key]
+    per_input = {name: info[key] for name, info in details.get("inputs", {}).items() if info.get(key) is not None}
+    return per_input or None
+
+
+def training_budget(details: dict[str, Any]) -> dict[str, Any] | None:
+    """How much training a cell's fits got (per input for multi-input suites), or ``None``."""
+    return fit_detail(details, "training_budget")
+
+
+def training_events(details: dict[str, Any]) -> dict[str, Any] | None:
+    """Non-finite-loss and resume events of a cell's fits (per input for multi-input suites)."""
+    return fit_detail(details, "training_events")

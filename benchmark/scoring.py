@@ -1,0 +1,86 @@
+"""The shared scoring loop: every declared metric, with one assignment, into tidy score rows.
+
+A suite maps a method's candidate outputs to its sources once (on validation data, with
+:func:`benchmark.assignment.assign`) and hands the mapped test estimates here; every metric
+the suite declares (:mod:`benchmark.metrics`) is computed with that same mapping. Each score
+row carries the summary ``value`` and the number ``n`` of items behind it; the per-item values
+come back too, so intervals and paired tests can be computed from the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmark.assignment import Assignment
+from benchmark.metrics import get_metric
+
+
+def item_key(input_name: str, target: str, metric: str, variant: str = "") -> str:
+    """Array name of the per-item values of one score row (``items__ECG__thoracic__mae_bpm``)."""
+    parts = ["items", input_name, target, metric] + ([variant.replace(" ", "_")] if variant else [])
+    return "__".join(parts)
+
+
+def score_row(input_name: str, target: str, metric: str, values: np.ndarray, variant: str = "", **extra: Any) -> dict[str, Any]:
+    """One tidy score row from per-item values, summarised the way the metric says."""
+    value, count = get_metric(metric).summary(np.asarray(values, dtype=np.float64))
+    row = {"input": input_name, "target": target, "metric": metric, "value": value, "n": count}
+    if variant:
+        row["variant"] = variant
+    row.update(extra)
+    return row
+
+
+def score_metrics(
+    estimates: np.ndarray, targets: np.ndarray, metric_names: Sequence[str], input_name: str, target: str,
+    variant: str = "",
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Every metric of ``metric_names`` for one (input, target) pair.
+
+    Returns the score rows and the per-item values by :func:`item_key`.
+    """
+    rows, items = [], {}
+    for name in metric_names:
+        values = np.asarray(get_metric(name).per_item(estimates, targets), dtype=np.float64)
+        rows.append(score_row(input_name, target, name, values, variant))
+        items[item_key(input_name, target, name, variant)] = values.astype(np.float32)
+    return rows, items
+
+
+def score_sources(
+    candidates: np.ndarray, targets: np.ndarray, assignment: Assignment, metric_names: Sequence[str],
+    input_name: str = "mixture", variant: str = "",
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Apply one assignment to test candidates and score every source with every metric.
+
+    Parameters
+    ----------
+    candidates : np.ndarray
+        ``(n, K, *shape)`` test outputs in the method's order.
+    targets : np.ndarray
+        ``(n, S, *shape)`` true sources in ``assignment.source_names`` order.
+    assignment : Assignment
+        Candidate per source, solved beforehand (on validation data).
+    metric_names : sequence of str
+        Registered metrics to compute.
+
+    Returns
+    -------
+    rows : list of dict
+        One row per source x metric; a source no candidate serves gets NaN with ``n = 0``.
+    items : dict
+        Per-item values by :func:`item_key`.
+    """
+    estimates = assignment.apply(candidates)
+    rows, items = [], {}
+    for s, source in enumerate(assignment.source_names):
+        if assignment.mapping[s] < 0:
+            rows += [score_row(input_name, source, m, np.zeros(0), variant) for m in metric_names]
+            continue
+        source_rows, source_items = score_metrics(estimates[:, s], targets[:, s], metric_names, input_name, source, variant)
+        rows += source_rows
+        items.update(source_items)
+    return rows, items

@@ -1,0 +1,313 @@
+"""What every suite shares: the :class:`Suite` base class and the types it hands around.
+
+A *cell* is one (suite, method, seed, profile) combination. The coordinator
+calls :meth:`Suite.prepare` once (generate or read data, fill the cache) and
+hands a small picklable :class:`DataHandle` to the workers, which call
+:meth:`Suite.run_cell`. Suites are found by location (:mod:`benchmark.suites`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.assignment import assign_by_mse
+from benchmark.errors import BenchmarkError
+from benchmark.leaderboard import ColumnSpec, markdown_table
+from benchmark.metrics import get_metric
+from benchmark.profiles import PROFILES
+from benchmark.scoring import score_sources
+from methods.base import Method, Split
+
+__all__ = [
+    "BenchmarkError", "CellOutcome", "DataHandle", "MethodFactory", "Suite", "SuiteOptions", "fit_or_load",
+]
+
+
+@dataclass(frozen=True)
+class SuiteOptions:
+    """User options that shape a suite's data.
+
+    Parameters
+    ----------
+    cache_dir : Path
+        Where generated data, preprocessed segments and fitted models live.
+    data_dir : Path or None
+        Real data (MESA); ``None`` uses the suite's embedded default.
+    max_recordings : int or None
+        Cap on recordings read (MESA).
+    signals : tuple of str
+        Inputs to run (MESA: ``ECG``, ``PPG``).
+    n_jobs : int
+        Worker processes for data preparation.
+    progress : bool
+        Progress bars.
+    """
+
+    cache_dir: Path
+    data_dir: Path | None = None
+    max_recordings: int | None = None
+    signals: tuple[str, ...] = ("ECG", "PPG")
+    n_jobs: int = 1
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class DataHandle:
+    """What a worker needs to reopen a prepared dataset (paths, never arrays).
+
+    ``key`` identifies the data exactly and enters every cell fingerprint;
+    ``info`` is recorded in the manifest.
+    """
+
+    suite: str
+    profile: str
+    key: str
+    paths: dict[str, str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class CellOutcome:
+    """The result of one cell.
+
+    Attributes
+    ----------
+    scores : list of dict
+        One row per ``input`` x ``target`` x ``metric`` with a ``value``.
+    details : dict
+        JSON-friendly extras: assignments, fit histories, notes.
+    arrays : dict
+        Arrays for figures (example estimates, weight pictures).
+    timings : dict
+        Seconds per phase.
+    """
+
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+MethodFactory = Callable[[], Method]
+
+
+def fit_or_load(factory: MethodFactory, train: Split, valid: Split | None, model_dir: Path | None) -> tuple[Method, float, bool]:
+    """Fit a fresh method, or reload it if an earlier interrupted run saved it.
+
+    While fitting, ``model_dir/training`` is the method's ``context.work_dir``:
+    neural methods write their per-epoch training checkpoint there, so a fit
+    interrupted mid-way resumes from its last finished epoch. It is removed
+    once the fitted model is saved.
+
+    Unsupervised methods get the splits with their targets removed here, so no
+    evaluation protocol can leak the sources to them by mistake.
+
+    Returns
+    -------
+    method, fit_seconds, reloaded
+    """
+    method = factory()
+    if not method.can_checkpoint():
+        model_dir = None
+    if model_dir is not None and (model_dir / "config.json").exists():
+        try:
+            loaded = type(method).load(model_dir, context=method.context)
+            return loaded, 0.0, True
+        except Exception:  # noqa: BLE001 - a damaged checkpoint is simply refitted
+            pass
+    if model_dir is not None:
+        method.with_context(replace(method.context, work_dir=model_dir / "training"))
+    if not method.supervised:
+        train = train.blind()
+        valid = valid.blind() if valid is not None else None
+    start = time.perf_counter()
+    method.fit(train, valid)
+    seconds = time.perf_counter() - start
+    if model_dir is not None:
+        tmp = model_dir.with_name(model_dir.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        method.save(tmp)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        tmp.rename(model_dir)
+    return method, seconds, False
+
+
+class Suite(ABC):
+    """A benchmark suite: a dataset, an evaluation protocol and a leaderboard layout.
+
+    A suite is one class in one module of :mod:`benchmark.suites`; it is found by location,
+    with no edit anywhere else. Subclasses set the class attributes below and implement
+    :meth:`prepare`, :meth:`run_cell`, :meth:`reference_rows` and :meth:`render_markdown`.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``--suite name``).
+    description : str
+        One line for ``--list``.
+    modality : str
+        ``"1d"`` (signals) or ``"2d"`` (images): which methods can take the data.
+    inputs : tuple of str
+        What the mixtures are (``("mixture",)``, or ``("ECG", "PPG")``); methods that declare
+        other inputs are skipped with the reason.
+    provides_targets : bool
+        Whether training data has the true sources, so supervised methods can run.
+    metrics : tuple of str
+        Registered metrics (:mod:`benchmark.metrics`) the suite scores; each gets markdown columns.
+    column_targets : tuple of str
+        Order of the targets in the markdown columns (others follow in order of appearance).
+    estimate_range : tuple of float or None
+        Range the default protocol clips candidates to before scoring (e.g. ``(0, 1)``, the
+        SSIM data range); ``None`` scores them as they are.
+    n_examples : int
+        Test items whose estimates are kept for figures.
+    profiles : dict
+        Data settings for each profile name of :data:`benchmark.profiles.PROFILES`.
+    dependencies : tuple of str
+        Packages whose versions can change the suite's data or scores (:mod:`benchmark.provenance`).
+    scoring_version : int
+        Version of the suite's data and scoring code: bump it when they change results (part of
+        every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it).
+    """
+
+    name: str = ""
+    description: str = ""
+    modality: str = "2d"
+    inputs: tuple[str, ...] = ("mixture",)
+    provides_targets: bool = True
+    metrics: tuple[str, ...] = ()
+    column_targets: tuple[str, ...] = ()
+    estimate_range: tuple[float, float] | None = None
+    n_examples: int = 6
+    profiles: dict[str, dict[str, Any]] = {}
+    dependencies: tuple[str, ...] = ("numpy", "scipy")
+    scoring_version: int = 1
+
+    # ------------------------------------------------------------ settings
+    def settings(self, profile: str) -> dict[str, Any]:
+        """The data settings of ``profile``; ``KeyError`` naming the suite's profiles otherwise."""
+        if profile not in self.profiles:
+            known = [p for p in PROFILES if p in self.profiles]
+            raise KeyError(f"unknown profile '{profile}' for {self.name} (available: {', '.join(known)})")
+        return self.profiles[profile]
+
+    def method_fits(self, cls: type[Method], device: str = "cpu") -> str | None:
+        """Why method class ``cls`` cannot run on this suite, or ``None`` if it can.
+
+        Decided from what the method declares (modality, inputs, supervision, GPU need)
+        against what the suite offers; no suite names are involved.
+        """
+        return cls.check_applicable(self.modality, self.inputs, device, self.provides_targets)
+
+    # ------------------------------------------------------------ protocol
+    @abstractmethod
+    def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
+        """Generate or read the data for ``profile``; runs once, in the coordinator."""
+
+    def load_splits(self, handle: DataHandle) -> dict[str, Split]:
+        """The ``train``, ``valid`` and ``test`` splits (with targets) of prepared data.
+
+        Needed by the default :meth:`run_cell`; a suite with its own protocol may skip it.
+        """
+        raise NotImplementedError(f"suite {self.name} has neither load_splits nor its own run_cell")
+
+    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
+        """Fit one method (fresh instance from ``factory``) and score it: the default protocol.
+
+        Fit on ``train`` (targets removed for blind methods); solve the candidate-to-source
+        assignment once on ``valid`` (Hungarian on MSE); apply it to the ``test`` candidates
+        and compute every metric of :attr:`metrics` per source with that one mapping
+        (:func:`benchmark.scoring.score_sources`). Candidates are clipped to
+        :attr:`estimate_range` first when it is set.
+        """
+        splits = self.load_splits(handle)
+        train, valid, test = splits["train"], splits["valid"], splits["test"]
+        method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
+
+        start = time.perf_counter()
+        assignment = assign_by_mse(self._bounded(method.separate(valid.mixtures)), valid.targets, valid.source_names)
+        candidates = self._bounded(method.separate(test.mixtures))
+        estimates = assignment.apply(candidates)
+        separate_seconds = time.perf_counter() - start
+
+        start = time.perf_counter()
+        scores, items = score_sources(candidates, test.targets, assignment, self.metrics)
+        score_seconds = time.perf_counter() - start
+
+        arrays = {
+            "example_estimates": estimates[: self.n_examples],
+            "example_candidates": candidates[: self.n_examples],
+            **method.diagnostics(),
+            **items,
+        }
+        details = {
+            "assignment": assignment.to_dict(),
+            "n_test": len(test), "n_train": len(train), "n_valid": len(valid),
+            "reloaded_model": reloaded,
+            "fit_history": getattr(method, "history_", None),
+            "training_events": getattr(method, "training_events_", None),
+            "training_budget": getattr(method, "training_budget_", None),
+            "n_parameters": getattr(method, "n_parameters_", None),
+        }
+        timings = {"fit": fit_seconds, "separate": separate_seconds, "score": score_seconds}
+        return CellOutcome(scores, details, arrays, timings)
+
+    def _bounded(self, candidates: np.ndarray) -> np.ndarray:
+        return candidates if self.estimate_range is None else np.clip(candidates, *self.estimate_range)
+
+    def reference_rows(self) -> list[dict[str, Any]]:
+        """Published values as tidy leaderboard rows (``source="paper"``); none by default."""
+        return []
+
+    def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
+        """Measured rows that depend on the data alone (e.g. reference-vs-reference agreement)."""
+        return []
+
+    # --------------------------------------------------------- leaderboard
+    def column_title(self, metric: str, target: str) -> str:
+        """Markdown column title of one (metric, target) pair, e.g. ``"Triangle MSE ↓"``."""
+        spec = get_metric(metric)
+        return f"{target.replace('_', ' ').capitalize()} {spec.label} {spec.arrow}"
+
+    def markdown_columns(self, leaderboard: pd.DataFrame, input_name: str | None = None) -> list[ColumnSpec]:
+        """One column per declared metric x target present in ``leaderboard``, metric by metric.
+
+        Generated from :attr:`metrics`, so a declared metric always has its columns.
+        ``input_name`` restricts the rows looked at (``None``: the first input found).
+        """
+        if input_name is None:
+            input_name = leaderboard["input"].iloc[0] if len(leaderboard) else self.inputs[0]
+        rows = leaderboard[leaderboard["input"] == input_name]
+        columns = []
+        for metric in self.metrics:
+            found = list(dict.fromkeys(rows.loc[rows["metric"] == metric, "target"]))
+            ordered = [t for t in self.column_targets if t in found] + [t for t in found if t not in self.column_targets]
+            for target in ordered:
+                columns.append(ColumnSpec(self.column_title(metric, target), input_name, target, metric, get_metric(metric).digits))
+        return columns
+
+    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
+        """The markdown leaderboard: a title, what the rows are, and :meth:`markdown_columns`."""
+        data = manifest.get("data", {})
+        header = [
+            f"# {self.description} — profile `{manifest.get('profile')}`",
+            "",
+            f"Test split: {data.get('n_test', '?')} items. Measured rows: mean ± std over seeds "
+            f"{manifest.get('seeds')}; device `{manifest.get('device')}`.",
+            "",
+            "",
+        ]
+        return "\n".join(header) + markdown_table(leaderboard, self.markdown_columns(leaderboard))
+
+    def make_figures(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle, out_dir: Path) -> list[Path]:
+        """Figures from finished cells; returns written paths."""
+        return []
