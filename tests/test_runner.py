@@ -189,15 +189,15 @@ def test_run_writes_every_output(base):
     assert list(board.columns)[:9] == ["suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source"]
     assert set(board.source) == {"measured", "paper"}
     measured = board[board.source == "measured"]
-    assert set(measured.method) == {"mixture", "meae"}
-    assert len(measured) == 2 * 2 * 2  # methods x sources x metrics
+    assert set(measured.method) == {"mixture", "meae", "mixture (PIT oracle)", "meae (PIT oracle)"}
+    assert len(measured) == 4 * 2 * 2  # (methods + their oracle rows) x sources x metrics
     assert set(measured.n_seeds) == {1} and measured["std"].isna().all()
     assert np.isfinite(measured["mean"]).all()
     paper = board[board.source == "paper"]
     assert paper[(paper.method == "meae") & (paper.target == "triangle") & (paper.metric == "mse")]["mean"].item() == pytest.approx(0.00636)
 
     runs = pd.read_csv(root / "runs.csv")
-    assert len(runs) == 8 and set(runs.cell_id) == CELLS
+    assert len(runs) == 16 and set(runs.cell_id) == CELLS
 
     manifest = json.loads((root / "manifest.json").read_text())
     for key in ("packages", "git", "seeds", "data", "cells", "device", "methods", "last_run"):

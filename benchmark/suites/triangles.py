@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.leaderboard import markdown_table
 from benchmark.metrics import SSIM_SETTINGS
 from benchmark.suites.base import (
     DataHandle,
@@ -107,7 +106,7 @@ class TrianglesSuite(Suite):
             "",
             "",
         ]
-        return "\n".join(header) + markdown_table(leaderboard, columns)
+        return "\n".join(header) + self.tables(leaderboard, columns)
 
     def make_figures(self, records, arrays, handle, out_dir):
         from benchmark.figures import (
