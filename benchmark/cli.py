@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
     parser.add_argument("--max-recordings", type=int, default=None, help="MESA: use at most this many recordings")
     parser.add_argument("--signals", default="ECG,PPG", help="MESA: inputs to separate (default ECG,PPG)")
+    parser.add_argument("--verify", type=int, default=None, metavar="N", help="run nothing new: recompute N randomly chosen finished cells of each suite in a scratch folder and compare every score with the stored one (rtol 1e-3)")
     parser.add_argument("--list", action="store_true", help="list methods and suites, then exit")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return parser
@@ -97,6 +98,32 @@ def _int_list(text: str, option: str) -> list[int]:
     return values
 
 
+def _verify(args: argparse.Namespace, chosen: list[str], signals: tuple[str, ...]) -> int:
+    """``--verify N``: recompute and compare; exit 1 when a value disagrees."""
+    from benchmark.runner import default_cache_dir
+    from benchmark.verify import verify_suite
+
+    if args.verify < 1:
+        raise BenchmarkError("--verify needs a positive number of cells")
+    disagree = 0
+    for suite_name in chosen:
+        table = verify_suite(
+            suite_name, args.profile, args.verify, results_dir=args.results_dir,
+            cache_dir=args.cache_dir or default_cache_dir(), device=args.device, progress=not args.no_progress,
+            options={"data_dir": args.data_dir, "max_recordings": args.max_recordings, "signals": signals},
+        )
+        bad = table[~table["agrees"]]
+        disagree += len(bad)
+        largest = table["abs_diff"].max()
+        print(
+            f"{suite_name}/{args.profile}: verified {table['cell_id'].nunique()} cells ({', '.join(sorted(table['cell_id'].unique()))}): "
+            f"{int(table['agrees'].sum())} of {len(table)} values agree, largest difference {0 if largest != largest else largest:.3g}"
+        )
+        for row in bad.itertuples(index=False):
+            print(f"  DIFFERS {row.cell_id} {row.input}/{row.target}/{row.metric} {row.variant}: stored {row.stored:.6g}, recomputed {row.recomputed:.6g}")
+    return 1 if disagree else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -131,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides = parse_overrides(args.overrides)
         failed = 0
         run_deadline = None if args.total_time_limit is None else time.time() + args.total_time_limit
+        signals = tuple(s.strip() for s in args.signals.split(",") if s.strip())
+        if args.verify is not None:
+            return _verify(args, chosen, signals)
         for suite_name in chosen:
             summary = run_suite(
                 suite_name, profile=args.profile, method_names=method_names, seeds=seeds,
@@ -138,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
                 cache_dir=args.cache_dir, overrides=overrides, force=args.force, rebuild_only=args.rebuild_only,
                 progress=not args.no_progress, data_dir=args.data_dir,
                 max_recordings=args.max_recordings,
-                signals=tuple(s.strip() for s in args.signals.split(",") if s.strip()),
+                signals=signals,
                 command=command, backend=args.backend, scheduler=args.scheduler,
                 time_limit=args.time_limit, run_deadline=run_deadline, data_jobs=args.data_jobs,
                 recompute_stale=args.recompute_stale,

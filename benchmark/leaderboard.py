@@ -10,6 +10,7 @@ import pandas as pd
 
 LEADERBOARD_COLUMNS = [
     "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
+    "ci_low", "ci_high",
 ]
 RUN_COLUMNS = [
     "suite", "profile", "method", "label", "seed", "input", "target", "metric", "value",
@@ -98,7 +99,7 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
     from_data = pd.DataFrame(data_rows or [], columns=LEADERBOARD_COLUMNS)
     frames = [f for f in (measured, from_data, reference) if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else measured
-    return table[LEADERBOARD_COLUMNS]
+    return table.reindex(columns=LEADERBOARD_COLUMNS)
 
 
 def _span(values: pd.Series) -> str:
@@ -127,17 +128,19 @@ def _stale_note(group: pd.DataFrame) -> str:
     return f"{len(stale)} of {len(cells)} seeds: " + " | ".join(sorted(set(stale["stale"])))
 
 
-def _format(mean: float, std: float, n: float, digits: int) -> str:
+def _format(mean: float, std: float, n: float, digits: int, low: float = np.nan, high: float = np.nan) -> str:
     if mean is None or not np.isfinite(mean):
         return "—"
     text = f"{mean:.{digits}f}"
     if std is not None and np.isfinite(std):
         text += f" ± {std:.{digits}f}"
+    if low is not None and high is not None and np.isfinite(low) and np.isfinite(high):
+        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
     return text
 
 
 def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baseline: str = "mixture") -> str:
-    """Methods as rows, the given columns, ``mean ± std``; paper rows last and labelled.
+    """Methods as rows, the given columns, ``mean ± std [95 % interval]``; paper rows last and labelled.
 
     The mixture-as-estimate ``baseline`` row comes first so every number has its floor beside it.
     """
@@ -159,7 +162,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
                 continue
             row = match.iloc[0]
             seeds.add(row.n_seeds)
-            cells.append(_format(row["mean"], row["std"], row.n_seeds, column.digits))
+            cells.append(_format(row["mean"], row["std"], row.n_seeds, column.digits, row.get("ci_low", np.nan), row.get("ci_high", np.nan)))
         if all(c == "—" for c in cells):
             continue
         label = method if source == "measured" else f"{method} (paper, reference)"

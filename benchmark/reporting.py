@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import methods
 from benchmark import leaderboard as lb
+from benchmark.comparisons import (
+    add_intervals,
+    collect_items,
+    comparisons_markdown,
+    paired_comparisons,
+)
 from benchmark.environment import describe_device, environment_info, package_versions
 from benchmark.planning import CellSpec
 from benchmark.provenance import stale_reasons, summarize
@@ -42,19 +49,40 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
     runs = lb.runs_frame(records, stale)
     board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
+    arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
+    items, labels = collect_items(records, arrays)
+
+    def groups_for(input_name: str):
+        return suite.item_groups(handle, input_name, records, arrays)
+
+    board = add_intervals(board, items, groups_for)
+    comparisons = paired_comparisons(
+        board, items, labels, suite_name, suite.headline_metrics or suite.metrics, groups_for,
+        _is_blind, suite.pairing_unit,
+    )
     atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
-    atomic_write_text(store.root / "leaderboard.csv", board.to_csv(index=False))
+    atomic_write_text(store.root / "leaderboard.csv", board[lb.LEADERBOARD_COLUMNS].to_csv(index=False))
+    atomic_write_text(store.root / "comparisons.csv", comparisons.to_csv(index=False))
 
     manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
     manifest["provenance"] = summarize(records, stale)
     atomic_write_json(store.root / "manifest.json", manifest)
-    atomic_write_text(store.root / "leaderboard.md", suite.render_markdown(board, manifest))
+    headline = (suite.headline_metrics or suite.metrics)[0]
+    markdown = suite.render_markdown(board, manifest) + comparisons_markdown(comparisons, headline, suite.pairing_unit)
+    atomic_write_text(store.root / "leaderboard.md", markdown)
     if records:
-        arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
         try:
             suite.make_figures(records, arrays, handle, store.figures_dir)
         except Exception as error:  # noqa: BLE001 - figures never cost the results
             log.error("figures for %s failed: %s", suite_name, error)
+
+
+def _is_blind(method_name: str) -> bool:
+    """Whether a registered method is blind (unknown names count as not blind)."""
+    try:
+        return not methods.get(method_name).supervised
+    except KeyError:
+        return False
 
 
 def build_manifest(suite_name: str, profile: str, records: list[dict], handle: DataHandle, summary: RunSummary, device: str, command: str) -> dict[str, Any]:

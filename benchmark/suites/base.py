@@ -165,6 +165,12 @@ class Suite(ABC):
         Registered metrics (:mod:`benchmark.metrics`) the suite scores; each gets markdown columns.
     column_targets : tuple of str
         Order of the targets in the markdown columns (others follow in order of appearance).
+    headline_metrics : tuple of str
+        Metrics of the paired comparisons (default: all of :attr:`metrics`; the first is also
+        shown in the markdown).
+    pairing_unit : str
+        What a bootstrap resample and a paired test treat as independent (``"test items"``;
+        MESA: ``"test recordings"``, see :meth:`item_groups`).
     estimate_range : tuple of float or None
         Range the default protocol clips candidates to before scoring (e.g. ``(0, 1)``, the
         SSIM data range); ``None`` scores them as they are.
@@ -186,6 +192,8 @@ class Suite(ABC):
     provides_targets: bool = True
     metrics: tuple[str, ...] = ()
     column_targets: tuple[str, ...] = ()
+    headline_metrics: tuple[str, ...] = ()
+    pairing_unit: str = "test items"
     estimate_range: tuple[float, float] | None = None
     n_examples: int = 6
     profiles: dict[str, dict[str, Any]] = {}
@@ -272,6 +280,13 @@ class Suite(ABC):
     def reference_rows(self) -> list[dict[str, Any]]:
         """Published values as tidy leaderboard rows (``source="paper"``); none by default."""
         return []
+
+    def item_groups(
+        self, handle: DataHandle, input_name: str, records: list[dict], arrays: dict[str, dict[str, np.ndarray]],
+    ) -> np.ndarray | None:
+        """A group label per test item of ``input_name`` where items are dependent (resampled and
+        paired by group), or ``None`` when test items are independent (the default)."""
+        return None
 
     def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured rows that depend on the data alone (e.g. reference-vs-reference agreement)."""

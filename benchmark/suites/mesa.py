@@ -104,6 +104,8 @@ class MesaSuite(Suite):
     inputs = ("ECG", "PPG")
     metrics = ("mae_bpm", "waveform_corr", "coverage")
     column_targets = (*REFERENCES, TRUTH, "any")
+    headline_metrics = ("mae_bpm",)
+    pairing_unit = "test recordings"
     profiles = PROFILES
     dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
 
@@ -375,6 +377,14 @@ class MesaSuite(Suite):
             paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png"))
         return paths
 
+
+    def item_groups(self, handle, input_name, records, arrays):
+        """The recording of each scored test segment: segments of one recording are dependent."""
+        rows = next((cell[f"{input_name}__test_rows"] for cell in arrays.values() if f"{input_name}__test_rows" in cell), None)
+        if rows is None:
+            return None
+        recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
+        return recordings[np.asarray(rows)]
 
     def column_title(self, metric: str, target: str) -> str:
         """Paper Table 2 wording: ``MAE vs nasal pressure ↓``, ``Coverage ↑``."""
