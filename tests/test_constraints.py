@@ -1,8 +1,9 @@
 """constraints.txt pins every package the project declares, and the README names it."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
