@@ -238,7 +238,16 @@ class Suite(ABC):
         :attr:`estimate_range` first when it is set. Methods with several outputs also get
         rows under the per-item best permutation, labelled ``PIT oracle`` (an upper bound).
         """
-        splits = self.load_splits(handle)
+        return self.evaluate_splits(factory, self.load_splits(handle), model_dir)
+
+    def evaluate_splits(
+        self, factory: MethodFactory, splits: dict[str, Split], model_dir: Path | None, input_name: str = "mixture",
+    ) -> CellOutcome:
+        """The default protocol on given ``train``/``valid``/``test`` splits (see :meth:`run_cell`).
+
+        Suites with several inputs (tasks) call it once per input and merge the outcomes;
+        score rows carry ``input_name``.
+        """
         train, valid, test = splits["train"], splits["valid"], splits["test"]
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
 
@@ -249,9 +258,9 @@ class Suite(ABC):
         separate_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
-        scores, items = score_sources(candidates, test.targets, assignment, self.metrics)
+        scores, items = score_sources(candidates, test.targets, assignment, self.metrics, input_name)
         if candidates.shape[1] >= max(2, len(test.source_names)):
-            oracle_rows, oracle_items = score_oracle(candidates, test.targets, test.source_names, self.metrics)
+            oracle_rows, oracle_items = score_oracle(candidates, test.targets, test.source_names, self.metrics, input_name)
             scores += oracle_rows
             items.update(oracle_items)
         score_seconds = time.perf_counter() - start
