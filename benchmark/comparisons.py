@@ -70,7 +70,12 @@ def add_intervals(board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], gr
         n_items = len(values[0])
         if (row.input, n_items) not in weights:
             weights[row.input, n_items] = resample_weights(n_items, _groups(groups_for, row.input, n_items))
+        how = get_metric(row.metric).interval
+        if not how:
+            continue  # a spread-based summary (limits of agreement): no mean to resample
         low[position], high[position] = bootstrap_interval(values, weights[row.input, n_items])
+        if how == "root_mean":
+            low[position], high[position] = np.sqrt(low[position]), np.sqrt(high[position])
     board["ci_low"], board["ci_high"] = low, high
     return board
 

@@ -106,6 +106,26 @@ def abs_rate_error(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> 
     return np.abs(estimate - reference)
 
 
+def rate_difference(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
+    """``estimate - reference`` per segment in breaths/min (Bland-Altman differences); NaN where either has no rate."""
+    estimate = np.asarray(estimated_rates, dtype=np.float64)
+    reference = np.asarray(reference_rates, dtype=np.float64)
+    if estimate.shape != reference.shape:
+        raise ValueError(f"shapes differ: estimate {estimate.shape}, reference {reference.shape}")
+    return estimate - reference
+
+
+def squared_rate_error(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
+    """``(estimate - reference)^2`` per segment; its mean's square root is the RMSE."""
+    return rate_difference(estimated_rates, reference_rates) ** 2
+
+
+def within_2_bpm(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
+    """100 where ``|estimate - reference| <= 2`` breaths/min, 0 where not, NaN where either has no rate."""
+    error = abs_rate_error(estimated_rates, reference_rates)
+    return np.where(np.isfinite(error), 100.0 * (error <= 2.0), np.nan)
+
+
 def has_rate(estimated_rates: np.ndarray, targets: np.ndarray | None = None) -> np.ndarray:
     """1.0 where a segment got a rate, 0.0 where not (coverage per segment)."""
     return np.isfinite(np.asarray(estimated_rates, dtype=np.float64)).astype(np.float64)
@@ -140,6 +160,26 @@ def all_mean(values: np.ndarray) -> tuple[float, int]:
     return (float(values.mean()), int(values.size)) if values.size else (float("nan"), 0)
 
 
+def root_finite_mean(values: np.ndarray) -> tuple[float, int]:
+    """Square root of the finite-item mean (RMSE from squared errors)."""
+    value, count = finite_mean(values)
+    return float(np.sqrt(value)) if count else value, count
+
+
+def limit_of_agreement(sign: float) -> Callable[[np.ndarray], tuple[float, int]]:
+    """Bland-Altman limit: mean difference ``+ sign * 1.96`` standard deviations (ddof 1)."""
+
+    def summary(values: np.ndarray) -> tuple[float, int]:
+        values = np.asarray(values, dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size < 2:
+            return float("nan"), int(finite.size)
+        return float(finite.mean() + sign * 1.96 * finite.std(ddof=1)), int(finite.size)
+
+    summary.__name__ = f"limit_of_agreement_{'upper' if sign > 0 else 'lower'}"
+    return summary
+
+
 def nan_mean(values: np.ndarray) -> tuple[float, int]:
     """``np.nanmean`` and the count of finite items; ``(nan, 0)`` when there is none."""
     values = np.asarray(values, dtype=np.float64)
@@ -167,6 +207,10 @@ class Metric:
         ``values -> (value, n)``: how per-item values become the leaderboard value.
     unit : str
         Unit of the values, for documentation.
+    interval : str
+        How a bootstrap interval is formed: ``"mean"`` (the summary is a mean over items),
+        ``"root_mean"`` (the square root of one, RMSE), or ``""`` (no interval: a spread-based
+        summary such as a limit of agreement).
     """
 
     name: str
@@ -176,10 +220,14 @@ class Metric:
     label: str
     summary: Callable[[np.ndarray], tuple[float, int]] = finite_mean
     unit: str = ""
+    interval: str = "mean"
+    best_at_zero: bool = False
 
     @property
     def arrow(self) -> str:
-        """``↑`` when higher is better, else ``↓``."""
+        """``↑`` when higher is better, ``↓`` when lower is, ``→0`` for a bias-like metric."""
+        if self.best_at_zero:
+            return "→0"
         return "↑" if self.higher_is_better else "↓"
 
     def score(self, estimates: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -218,5 +266,11 @@ register_metric(Metric("ssim", ssim, True, 4, "SSIM"))
 register_metric(Metric("psnr", psnr, True, 2, "PSNR", unit="dB"))
 register_metric(Metric("si_sdr", si_sdr, True, 2, "SI-SDR", unit="dB"))
 register_metric(Metric("mae_bpm", abs_rate_error, False, 2, "MAE", unit="breaths/min"))
+register_metric(Metric("bias_bpm", rate_difference, False, 2, "Bias", unit="breaths/min", best_at_zero=True))
+register_metric(Metric("loa_low_bpm", rate_difference, True, 2, "LoA low", summary=limit_of_agreement(-1.0), unit="breaths/min", interval="", best_at_zero=True))
+register_metric(Metric("loa_high_bpm", rate_difference, False, 2, "LoA high", summary=limit_of_agreement(1.0), unit="breaths/min", interval="", best_at_zero=True))
+register_metric(Metric("rmse_bpm", squared_rate_error, False, 2, "RMSE", summary=root_finite_mean, unit="breaths/min", interval="root_mean"))
+register_metric(Metric("within2_pct", within_2_bpm, True, 1, "Within 2 bpm (%)", unit="%"))
+register_metric(Metric("mae_bpm_recording", abs_rate_error, False, 2, "MAE per recording", unit="breaths/min"))
 register_metric(Metric("coverage", has_rate, True, 3, "Coverage", summary=all_mean))
 register_metric(Metric("waveform_corr", abs_correlation, True, 3, "Corr. (abs r)", summary=nan_mean))

@@ -23,6 +23,13 @@ GOLDEN = {
         "ssim": [0.9449899009349881, 0.9494794258450322, 0.9460903730762055, 0.9473025066445965],
     },
     ("mesa", 1): {"rate_bpm": 16.174323261821858},
+    ("mesa", 2): {
+        "rate_bpm": 16.174323261821858,
+        "agreement": {
+            "mae_bpm": 1.0683110421338977, "bias_bpm": 0.4970711241389557, "loa_low_bpm": -2.0125481726539296,
+            "loa_high_bpm": 3.006690420931841, "rmse_bpm": 1.3577208934344422, "within2_pct": 86.84210526315789,
+        },
+    },
 }
 
 
@@ -46,3 +53,20 @@ def test_mesa_scoring_matches_its_version():
     t = np.arange(12288) / 200.0
     x = np.sin(2 * np.pi * 0.27 * t + 0.4) + 0.3 * np.sin(2 * np.pi * 1.1 * t) + 0.05 * rng.standard_normal(t.size)
     assert respiratory_rate(x, 200.0) == pytest.approx(golden["rate_bpm"], rel=1e-9)
+
+
+def test_mesa_agreement_statistics_match_their_version_and_their_definitions():
+    from benchmark.metrics import get_metric
+
+    golden = GOLDEN[("mesa", MesaSuite.scoring_version)]["agreement"]
+    rng = np.random.default_rng(7)
+    reference = rng.uniform(10, 20, 40)
+    estimate = reference + rng.normal(0.5, 1.5, 40)
+    estimate[3], reference[5] = np.nan, np.nan
+    values = {name: get_metric(name).score(estimate, reference)[1] for name in golden}
+    assert values == pytest.approx(golden, rel=1e-9)
+    diff = (estimate - reference)[np.isfinite(estimate - reference)]  # the textbook definitions
+    assert values["bias_bpm"] == pytest.approx(diff.mean())
+    assert values["loa_high_bpm"] == pytest.approx(diff.mean() + 1.96 * diff.std(ddof=1))
+    assert values["rmse_bpm"] == pytest.approx(np.sqrt(np.mean(diff**2)))
+    assert values["within2_pct"] == pytest.approx(100 * np.mean(np.abs(diff) <= 2))

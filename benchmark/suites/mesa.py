@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 import methods
-from benchmark.leaderboard import markdown_table
-from benchmark.metrics import get_metric
-from benchmark.respiration import rate_mae, rates
+from benchmark.leaderboard import ColumnSpec, markdown_table
+from benchmark.metrics import abs_rate_error, get_metric
+from benchmark.respiration import rates
 from benchmark.scoring import item_key, score_metrics, score_row
 from benchmark.source_choice import (
     RESPIRATORY_BAND,
@@ -43,6 +43,7 @@ from benchmark.source_choice import (
     choose_by_reference,
     choose_by_spectrum,
 )
+from benchmark.statistics import group_means
 from benchmark.store import atomic_save_npz
 from benchmark.suites.base import (
     BenchmarkError,
@@ -68,6 +69,8 @@ EDGE_CROP = 512
 REFERENCES = ("nasal_pressure", "thoracic")
 TRUTH = "true_respiration"
 N_EXAMPLES = 3
+AGREEMENT = ("mae_bpm", "bias_bpm", "loa_low_bpm", "loa_high_bpm", "rmse_bpm", "within2_pct")
+"""The respiratory-rate literature's agreement statistics (RRest; Charlton et al.), per reference."""
 CHUNK = 128
 
 PROFILES: dict[str, dict[str, Any]] = {
@@ -102,12 +105,14 @@ class MesaSuite(Suite):
     description = "Respiration from ECG/PPG, MESA layout (paper Table 2: rate MAE vs nasal pressure/thoracic)"
     modality = "1d"
     inputs = ("ECG", "PPG")
-    metrics = ("mae_bpm", "waveform_corr", "coverage")
+    metrics = ("mae_bpm", "waveform_corr", "coverage", *AGREEMENT[1:], "mae_bpm_recording")
+    table_2_metrics = ("mae_bpm", "waveform_corr", "coverage")
     column_targets = (*REFERENCES, TRUTH, "any")
     headline_metrics = ("mae_bpm",)
     pairing_unit = "test recordings"
     profiles = PROFILES
     dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
+    scoring_version = 2  # 2: agreement statistics (bias, limits of agreement, RMSE, within 2, per recording)
 
     # ------------------------------------------------------------------ data
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
@@ -255,12 +260,16 @@ class MesaSuite(Suite):
         score_seconds = time.perf_counter() - start
 
         targets = [*REFERENCES, *([TRUTH] if has_truth else [])]
+        recordings = np.asarray(test_data["recording"])[test_rows]
         for rule, k in rules.items():
             variant = "" if rule == "reference" else "blind choice"
             rows, items = [], {}
             for target in targets:
-                target_rows, target_items = score_metrics(
-                    test_rates[k], reference[f"test__{target}"][test_rows], ("mae_bpm",), input_name, target, variant)
+                target_rates = reference[f"test__{target}"][test_rows]
+                target_rows, target_items = score_metrics(test_rates[k], target_rates, AGREEMENT, input_name, target, variant)
+                per_recording = abs_rate_error(group_means(test_rates[k], recordings), group_means(target_rates, recordings))
+                target_rows.append(score_row(input_name, target, "mae_bpm_recording", per_recording, variant))
+                target_items[item_key(input_name, target, "mae_bpm_recording", variant)] = per_recording.astype(np.float32)
                 rows += target_rows
                 items.update(target_items)
             coverage_rows, coverage_items = score_metrics(test_rates[k], None, ("coverage",), input_name, "any", variant)
@@ -298,12 +307,18 @@ class MesaSuite(Suite):
         """Measured agreement of the reference signals themselves (no method, no seed)."""
         with np.load(handle.paths["reference_rates"]) as stored:
             reference = {k: stored[k] for k in stored.files}
+        recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
         rows = []
         targets = ["nasal_pressure"] + ([TRUTH] if f"test__{TRUTH}" in reference else [])
+        thoracic = reference["test__thoracic"]
         for target in targets:
-            mae, _ = rate_mae(reference["test__thoracic"], reference[f"test__{target}"])
-            rows.append({"suite": self.name, "method": THORACIC_ROW, "input": "thoracic", "target": target,
-                         "metric": "mae_bpm", "mean": mae, "std": np.nan, "n_seeds": np.nan, "source": "measured"})
+            target_rates = reference[f"test__{target}"]
+            scores, _ = score_metrics(thoracic, target_rates, AGREEMENT, "thoracic", target)
+            per_recording = abs_rate_error(group_means(thoracic, recordings), group_means(target_rates, recordings))
+            scores.append(score_row("thoracic", target, "mae_bpm_recording", per_recording))
+            rows += [{"suite": self.name, "method": THORACIC_ROW, "input": "thoracic", "target": target,
+                      "metric": score["metric"], "mean": score["value"], "std": np.nan, "n_seeds": np.nan,
+                      "source": "measured"} for score in scores]
         return rows
 
     def reference_rows(self) -> list[dict[str, Any]]:
@@ -330,7 +345,7 @@ class MesaSuite(Suite):
         table = leaderboard.copy()
         table["method"] = table["method"] + " (" + table["input"] + ")"
         table["input"] = "row"
-        columns = self.markdown_columns(table, "row")
+        columns = [c for c in self.markdown_columns(table, "row") if c.metric in self.table_2_metrics]
         lines = [
             f"# Respiration from ECG/PPG — {title} — profile `{manifest.get('profile')}`",
             "",
@@ -345,7 +360,24 @@ class MesaSuite(Suite):
             "",
             "",
         ]
-        return "\n".join(lines) + markdown_table(table, columns)
+        return "\n".join(lines) + markdown_table(table, columns) + self._agreement_markdown(leaderboard)
+
+    def _agreement_markdown(self, leaderboard: pd.DataFrame) -> str:
+        """Second table: the field's agreement statistics, one row per method, input and reference."""
+        metrics = [m for m in self.metrics if m not in self.table_2_metrics]
+        table = leaderboard[leaderboard["metric"].isin(metrics) & (leaderboard["target"] != "any")].copy()
+        if table.empty:
+            return ""
+        table["method"] = table["method"] + " (" + table["input"] + ") vs " + table["target"].str.replace("_", " ")
+        table["input"], table["target"] = "row", "agreement"
+        columns = [ColumnSpec(f"{get_metric(m).label} {get_metric(m).arrow}", "row", "agreement", m, get_metric(m).digits) for m in metrics]
+        return (
+            "\n## Agreement with each reference (breaths/min)\n\n"
+            "On the test segments where both have a rate: bias = mean(estimate − reference), 95 % limits "
+            "of agreement = bias ± 1.96 SD (Bland-Altman), RMSE, share of segments within 2 breaths/min; "
+            "MAE per recording compares each recording's mean rates (segments of one recording are not "
+            "independent).\n\n" + markdown_table(table, columns)
+        )
 
     def make_figures(self, records, arrays, handle, out_dir):
         from benchmark.figures import bland_altman_figure, mesa_examples_figure, mesa_outputs_figure
