@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 import methods
 from benchmark.environment import describe_device, package_versions
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, CellSkipped
 from benchmark.executors import check_backend, failed_record, open_executor
 from benchmark.planning import (  # noqa: F401 - re-exported for callers of the old module
     CELL_FORMAT_VERSION,
@@ -83,6 +83,8 @@ def execute_cell(
             return cls(**spec.params).with_context(context)
 
         outcome = suite.run_cell(factory, handle, model_dir)
+    except CellSkipped as reason:
+        return {"cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped", "reason": str(reason)}, {}
     except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
         return failed_record(spec, error, traceback.format_exc()), {}
     record = {

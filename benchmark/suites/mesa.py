@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 import methods
+from benchmark.errors import CellSkipped
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.metrics import abs_rate_error, get_metric
 from benchmark.respiration import rates
@@ -69,6 +70,8 @@ EDGE_CROP = 512
 REFERENCES = ("nasal_pressure", "thoracic")
 TRUTH = "true_respiration"
 N_EXAMPLES = 3
+CHOICE_REFERENCES = ("nasal_pressure", "thoracic")
+"""References that choose a multi-output method's respiratory output, in order of preference."""
 AGREEMENT = ("mae_bpm", "bias_bpm", "loa_low_bpm", "loa_high_bpm", "rmse_bpm", "within2_pct")
 """The respiratory-rate literature's agreement statistics (RRest; Charlton et al.), per reference."""
 CHUNK = 128
@@ -204,7 +207,7 @@ class MesaSuite(Suite):
             if reason is not None:
                 outcome.details["skipped_inputs"][input_name] = reason
         if not outcome.scores:
-            raise BenchmarkError("no input could be evaluated: " + "; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
+            raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
         return outcome
 
     def _run_input(self, factory, supervised, cache, reference, input_name, handle, model_dir, outcome) -> str | None:
@@ -213,6 +216,8 @@ class MesaSuite(Suite):
             return f"{input_name} is not in the segment cache"
         train_rows = self._rows(train_data, input_name, supervised)
         test_rows = self._rows(test_data, input_name, False)
+        if supervised and not len(train_rows) and len(self._rows(train_data, input_name, False)):
+            return f"supervised: no training {input_name} segment has its nasal-pressure target"
         if not len(train_rows) or not len(test_rows):
             return f"no {input_name} segments in the {'training' if not len(train_rows) else 'test'} recordings"
         valid_rows = self._rows(valid_data, input_name, False)
@@ -233,10 +238,15 @@ class MesaSuite(Suite):
             band_shares.append(band_power_share(batch, SAMPLING_RATE))
         candidate_rates = np.concatenate(candidate_rates)
         k_outputs = candidate_rates.shape[1]
-        nasal = reference[f"{selection_split}__nasal_pressure"][selection_rows]
-        by_reference, reference_maes = choose_by_reference(candidate_rates, nasal)
+        chooser = next((name for name in CHOICE_REFERENCES if np.isfinite(
+            reference.get(f"{selection_split}__{name}", np.full(len(selection_data[input_name]), np.nan))[selection_rows]).any()), None)
         by_spectrum, band_shares = choose_by_spectrum(np.concatenate(band_shares))
-        rules = {"reference": by_reference} if k_outputs == 1 else {"reference": by_reference, "spectral": by_spectrum}
+        reference_maes = None
+        if chooser is None:  # no reference rate on the selection segments: only the blind rule can choose
+            rules = {"spectral": by_spectrum}
+        else:
+            by_reference, reference_maes = choose_by_reference(candidate_rates, reference[f"{selection_split}__{chooser}"][selection_rows])
+            rules = {"reference": by_reference} if k_outputs == 1 else {"reference": by_reference, "spectral": by_spectrum}
         select_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -259,10 +269,11 @@ class MesaSuite(Suite):
         test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
         score_seconds = time.perf_counter() - start
 
-        targets = [*REFERENCES, *([TRUTH] if has_truth else [])]
+        targets = [t for t in (*REFERENCES, *([TRUTH] if has_truth else []))
+                   if f"test__{t}" in reference and np.isfinite(reference[f"test__{t}"][test_rows]).any()]
         recordings = np.asarray(test_data["recording"])[test_rows]
         for rule, k in rules.items():
-            variant = "" if rule == "reference" else "blind choice"
+            variant = "blind choice" if rule == "spectral" else ("" if chooser == CHOICE_REFERENCES[0] else f"chosen on {chooser}")
             rows, items = [], {}
             for target in targets:
                 target_rates = reference[f"test__{target}"][test_rows]
@@ -284,13 +295,14 @@ class MesaSuite(Suite):
 
         # Only what the figures show, in float16: every output of one segment, the chosen one of a few.
         outcome.arrays[f"{input_name}__example_outputs"] = examples[0].astype(np.float16)
-        outcome.arrays[f"{input_name}__example_estimates"] = examples[:, by_reference].astype(np.float16)
+        shown = next(iter(rules.values()))
+        outcome.arrays[f"{input_name}__example_estimates"] = examples[:, shown].astype(np.float16)
         outcome.arrays[f"{input_name}__example_rows"] = test_rows[:N_EXAMPLES]
-        outcome.arrays[f"{input_name}__test_rates"] = test_rates[by_reference].astype(np.float32)
+        outcome.arrays[f"{input_name}__test_rates"] = test_rates[shown].astype(np.float32)
         outcome.arrays[f"{input_name}__test_rows"] = test_rows
         outcome.details["inputs"][input_name] = {
-            "outputs": k_outputs, "choice": rules, "selection_split": selection_split,
-            "selection_segments": len(selection_rows), "selection_mae_vs_nasal": reference_maes,
+            "outputs": k_outputs, "choice": rules, "choice_reference": chooser, "selection_split": selection_split,
+            "selection_segments": len(selection_rows), "selection_mae_vs_reference": reference_maes,
             "selection_band_share": band_shares, "n_train": len(train_rows), "n_test": len(test_rows),
             "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
             "training_events": getattr(method, "training_events_", None),
@@ -309,10 +321,12 @@ class MesaSuite(Suite):
             reference = {k: stored[k] for k in stored.files}
         recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
         rows = []
-        targets = ["nasal_pressure"] + ([TRUTH] if f"test__{TRUTH}" in reference else [])
-        thoracic = reference["test__thoracic"]
+        targets = [t for t in ("nasal_pressure", TRUTH) if f"test__{t}" in reference]
+        thoracic = reference.get("test__thoracic", np.full(len(recordings), np.nan))
         for target in targets:
             target_rates = reference[f"test__{target}"]
+            if not (np.isfinite(target_rates).any() and np.isfinite(thoracic).any()):
+                continue  # a reference missing from every test recording
             scores, _ = score_metrics(thoracic, target_rates, AGREEMENT, "thoracic", target)
             per_recording = abs_rate_error(group_means(thoracic, recordings), group_means(target_rates, recordings))
             scores.append(score_row("thoracic", target, "mae_bpm_recording", per_recording))
