@@ -51,7 +51,6 @@ def test_suite_runs_tiny_end_to_end_and_shows_every_metric(name, tmp_path):
     assert not summary.failed and summary.ran == ["mixture__seed0"]
     out = tmp_path / "results" / name / "tiny"
     runs = pd.read_csv(out / "runs.csv")
-    board = pd.read_csv(out / "leaderboard.csv")
     markdown = (out / "leaderboard.md").read_text()
     assert set(runs["metric"]) <= set(suite.metrics), "a scored metric the suite does not declare"
     headers = " ".join(line for line in markdown.splitlines() if line.startswith("| Method |"))
