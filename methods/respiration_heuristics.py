@@ -8,26 +8,30 @@ al. (2013) and Charlton et al. (2016, 2018): respiration modulates the cardiac s
 baseline / intensity (RIIV), its beat amplitude (RIAV) and its beat frequency (RIFV, i.e.
 respiratory sinus arrhythmia).
 
-=====================  =====  =========  ==================================================
-name                   input  family     estimate (band)
-=====================  =====  =========  ==================================================
-``edr_vangent2019``    ECG    RIFV       ``nk.ecg_rsp`` on heart rate, band-pass 0.1-0.4 Hz,
-                                         Butterworth order 2 (van Gent et al. 2019)
-``edr_soni2019``       ECG    RIFV       ``nk.ecg_rsp`` on heart rate, low-pass 0.5 Hz,
-                                         order 6 (Soni & Muniyandi 2019)
-``edr_charlton2016``   ECG    RIFV       ``nk.ecg_rsp`` on heart rate, band-pass 4/60-1 Hz,
-                                         order 6 (Charlton et al. 2016)
-``edr_sarkar2015``     ECG    RIFV       ``nk.ecg_rsp`` on heart rate, band-pass 0.1-0.7 Hz,
-                                         order 6 (Sarkar et al. 2015)
-``ecg_rav``            ECG    RIAV       QRS amplitude per beat, interpolated, band-pass
-                                         0.1-0.5 Hz, order 2 (Charlton et al. 2016)
-``ppg_riiv``           PPG    RIIV       the PPG itself band-passed 0.1-0.5 Hz, order 2
-                                         (Karlen et al. 2013)
-``ppg_riav``           PPG    RIAV       pulse amplitude (peak minus preceding trough),
-                                         interpolated, band-pass 0.1-0.5 Hz, order 2
-``ppg_rifv``           PPG    RIFV       inter-beat intervals, interpolated, band-pass
-                                         0.1-0.5 Hz, order 2
-=====================  =====  =========  ==================================================
+============================  =====  ======  ===============================================
+name                          input  family  estimate (band)
+============================  =====  ======  ===============================================
+``nk_ecg_rsp_vangent2019``    ECG    RIFV    ``nk.ecg_rsp`` on heart rate, band-pass 0.1-0.4
+                                             Hz, Butterworth order 2 (van Gent et al. 2019)
+``nk_ecg_rsp_soni2019``       ECG    RIFV    ``nk.ecg_rsp`` on heart rate, low-pass 0.5 Hz,
+                                             order 6 (Soni & Muniyandi 2019)
+``nk_ecg_rsp_charlton2016``   ECG    RIFV    ``nk.ecg_rsp`` on heart rate, band-pass 4/60-1
+                                             Hz, order 6 (Charlton et al. 2016)
+``nk_ecg_rsp_sarkar2015``     ECG    RIFV    ``nk.ecg_rsp`` on heart rate, band-pass 0.1-0.7
+                                             Hz, order 6 (Sarkar et al. 2015)
+``ecg_rav``                   ECG    RIAV    QRS amplitude per beat, interpolated, band-pass
+                                             0.1-0.5 Hz, order 2 (Charlton et al. 2016)
+``ppg_riiv``                  PPG    RIIV    the PPG itself band-passed 0.1-0.5 Hz, order 2
+                                             (Karlen et al. 2013)
+``ppg_riav``                  PPG    RIAV    pulse amplitude (peak minus preceding trough),
+                                             interpolated, band-pass 0.1-0.5 Hz, order 2
+``ppg_rifv``                  PPG    RIFV    inter-beat intervals, interpolated, band-pass
+                                             0.1-0.5 Hz, order 2
+============================  =====  ======  ===============================================
+
+The ``nk_ecg_rsp_*`` rows are NeuroKit2's ``ecg_rsp`` filters of the heart-rate signal with the
+cut-offs of the papers they are named after; they are not those papers' algorithms, hence the
+``nk_`` names (the paper's Table 2 rows keep their references as labels).
 
 The default 0.1-0.5 Hz band is 6-30 breaths/min, the range of the synthetic cohort's rates.
 All band-passes of this module are zero-phase Butterworth filters
@@ -279,8 +283,8 @@ class EDRVanGent2019(EDRNeuroKit):
     signals. Transp Res Part F 66:368-378.
     """
 
-    name = "edr_vangent2019"
-    description = "ECG-derived respiration, NeuroKit2 ecg_rsp vangent2019 (HR 0.1-0.4 Hz)"
+    name = "nk_ecg_rsp_vangent2019"
+    description = "NeuroKit2 ecg_rsp(method=vangent2019): heart rate band-passed 0.1-0.4 Hz (not the paper's algorithm)"
     nk_method = "vangent2019"
 
 
@@ -294,8 +298,8 @@ class EDRSoni2019(EDRNeuroKit):
     International Journal of Yoga 12(1):45.
     """
 
-    name = "edr_soni2019"
-    description = "ECG-derived respiration, NeuroKit2 ecg_rsp soni2019 (HR low-pass 0.5 Hz)"
+    name = "nk_ecg_rsp_soni2019"
+    description = "NeuroKit2 ecg_rsp(method=soni2019): heart rate low-passed 0.5 Hz (not the paper's algorithm)"
     nk_method = "soni2019"
 
 
@@ -309,8 +313,8 @@ class EDRCharlton2016(EDRNeuroKit):
     the electrocardiogram and photoplethysmogram. Physiol Meas 37(4):610-626.
     """
 
-    name = "edr_charlton2016"
-    description = "ECG-derived respiration, NeuroKit2 ecg_rsp charlton2016 (HR 0.067-1 Hz)"
+    name = "nk_ecg_rsp_charlton2016"
+    description = "NeuroKit2 ecg_rsp(method=charlton2016): heart rate band-passed 0.067-1 Hz (not the paper's algorithm)"
     nk_method = "charlton2016"
 
 
@@ -324,8 +328,8 @@ class EDRSarkar2015(EDRNeuroKit):
     for respiratory rate estimation. Proc. IEEE ICCE/ReTIS.
     """
 
-    name = "edr_sarkar2015"
-    description = "ECG-derived respiration, NeuroKit2 ecg_rsp sarkar2015 (HR 0.1-0.7 Hz)"
+    name = "nk_ecg_rsp_sarkar2015"
+    description = "NeuroKit2 ecg_rsp(method=sarkar2015): heart rate band-passed 0.1-0.7 Hz (not the paper's algorithm)"
     nk_method = "sarkar2015"
 
 

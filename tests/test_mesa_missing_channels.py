@@ -75,12 +75,12 @@ def test_ekg_thor_only_run_skips_with_reasons_and_chooses_on_the_belt(ekg_thor_f
 
 def test_ekg_thor_only_command_line_exits_zero(ekg_thor_folder, tmp_path):
     code = main([
-        "--suite", "mesa", "--profile", "tiny", "--seeds", "0", "--methods", "mixture,ppg_riav,edr_vangent2019",
+        "--suite", "mesa", "--profile", "tiny", "--seeds", "0", "--methods", "mixture,ppg_riav,nk_ecg_rsp_vangent2019",
         "--data-dir", str(ekg_thor_folder), "--signals", "ECG", "--results-dir", str(tmp_path / "r"),
         "--cache-dir", str(tmp_path / "c"), "--no-progress",
     ])
     assert code == 0
-    assert np.isfinite(pd_value(tmp_path / "r" / "mesa" / "tiny" / "leaderboard.csv", "edr_vangent2019", "thoracic"))
+    assert np.isfinite(pd_value(tmp_path / "r" / "mesa" / "tiny" / "leaderboard.csv", "nk_ecg_rsp_vangent2019", "thoracic"))
 
 
 def pd_value(path: Path, method: str, target: str) -> float:

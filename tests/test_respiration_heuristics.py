@@ -17,7 +17,7 @@ LENGTH = 12288
 ECG_RESP_BPM = 15.0
 PPG_RESP_BPM = 12.0
 
-EDR_NAMES = ("edr_vangent2019", "edr_soni2019", "edr_charlton2016", "edr_sarkar2015")
+EDR_NAMES = ("nk_ecg_rsp_vangent2019", "nk_ecg_rsp_soni2019", "nk_ecg_rsp_charlton2016", "nk_ecg_rsp_sarkar2015")
 ECG_NAMES = (*EDR_NAMES, "ecg_rav")
 PPG_NAMES = ("ppg_riiv", "ppg_riav", "ppg_rifv")
 ALL_NAMES = ECG_NAMES + PPG_NAMES
@@ -98,7 +98,7 @@ def test_all_methods_registered_with_declared_inputs() -> None:
         assert reason is not None and name in reason
     from benchmark.suites import get_suite
 
-    sarkar = methods.get("edr_sarkar2015")
+    sarkar = methods.get("nk_ecg_rsp_sarkar2015")
     assert get_suite("mesa").method_fits(sarkar) is None
     assert "handles 1d signals, not 2d" in get_suite("triangles").method_fits(sarkar)
     # A 1-D suite of plain mixtures offers no ECG: the heuristic is skipped with that reason.
@@ -120,7 +120,7 @@ def test_params_stored_unchanged_and_validated_in_fit() -> None:
         cls(low=0.5, high=0.1).fit(split)
     with pytest.raises(ValueError, match="interpolation"):
         cls(interpolation="quadratic").fit(split)
-    fitted = methods.get("edr_soni2019")().fit(
+    fitted = methods.get("nk_ecg_rsp_soni2019")().fit(
         Split(np.zeros((1, LENGTH)), ("respiration",), input_name="ECG")
     )
     assert fitted.sampling_rate_ == 200.0  # default when the split gives none
@@ -191,7 +191,7 @@ def test_bad_segments_give_nan_rows(name: str, ecg_batch: np.ndarray) -> None:
     assert out[0].min() == pytest.approx(0.0) and out[0].max() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", ["edr_vangent2019", "ecg_rav", "ppg_riav", "ppg_rifv"])
+@pytest.mark.parametrize("name", ["nk_ecg_rsp_vangent2019", "ecg_rav", "ppg_riav", "ppg_rifv"])
 def test_too_few_beats_gives_nan_row(name: str) -> None:
     x = np.zeros(LENGTH)
     for centre in (10.0, 30.0, 50.0):  # three beats in a minute
@@ -203,8 +203,8 @@ def test_too_few_beats_gives_nan_row(name: str) -> None:
 def test_empty_batch_and_parallel_matches_serial(ecg_batch: np.ndarray) -> None:
     empty = methods.get("ecg_rav")().separate(np.empty((0, LENGTH)))
     assert empty.shape == (0, 1, LENGTH) and empty.dtype == np.float32
-    serial = _run("edr_vangent2019", ecg_batch)
+    serial = _run("nk_ecg_rsp_vangent2019", ecg_batch)
     # Threads instead of loky processes: same chunking and ordering, no worker start-up cost.
     with parallel_config(backend="threading"):
-        parallel = _run("edr_vangent2019", ecg_batch, n_jobs=2)
+        parallel = _run("nk_ecg_rsp_vangent2019", ecg_batch, n_jobs=2)
     np.testing.assert_array_equal(serial, parallel)

@@ -88,8 +88,8 @@ PROFILES: dict[str, dict[str, Any]] = {
 # Paper Table 2 (MAE in breaths/min vs nasal pressure / thoracic excursion).
 PAPER_TABLE_2 = [
     ("meae", "PPG", 1.51, 1.50), ("meae", "ECG", 1.73, 1.59),
-    ("edr_soni2019", "ECG", 2.38, 2.18), ("edr_charlton2016", "ECG", 2.38, 2.17),
-    ("edr_vangent2019", "ECG", 2.27, 2.05), ("edr_sarkar2015", "ECG", 2.26, 2.07),
+    ("EDR, Soni & Muniyandi 2019", "ECG", 2.38, 2.18), ("EDR, Charlton et al. 2016", "ECG", 2.38, 2.17),
+    ("EDR, van Gent et al. 2019", "ECG", 2.27, 2.05), ("EDR, Sarkar et al. 2015", "ECG", 2.26, 2.07),
     ("heuristic [55]", "PPG", 2.38, 2.02), ("heuristic [55]", "ECG", 2.82, 2.42),
     ("supervised_ae", "PPG", 0.46, 2.07), ("supervised_ae", "ECG", 0.48, 2.16),
 ]
