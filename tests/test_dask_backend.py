@@ -92,7 +92,7 @@ def test_dask_run_matches_joblib(cluster, cache, tmp_path):
     dask_runs = pd.read_csv(_root(results) / "runs.csv").sort_values(KEYS).reset_index(drop=True)
     joblib_runs = pd.read_csv(_root(joblib_results) / "runs.csv").sort_values(KEYS).reset_index(drop=True)
     pd.testing.assert_frame_equal(dask_runs[KEYS], joblib_runs[KEYS])
-    assert len(dask_runs) == 3 * 2 * 2  # cells x sources x metrics
+    assert len(dask_runs) == 3 * 2 * 2 * 2  # cells x sources x metrics x (fixed mapping, PIT oracle)
     np.testing.assert_allclose(dask_runs["value"], joblib_runs["value"], rtol=1e-6, atol=1e-9)
 
     manifest = json.loads((_root(results) / "manifest.json").read_text())

@@ -273,7 +273,8 @@ class MesaSuite(Suite):
                    if f"test__{t}" in reference and np.isfinite(reference[f"test__{t}"][test_rows]).any()]
         recordings = np.asarray(test_data["recording"])[test_rows]
         for rule, k in rules.items():
-            variant = "blind choice" if rule == "spectral" else ("" if chooser == CHOICE_REFERENCES[0] else f"chosen on {chooser}")
+            variant = "blind choice" if rule == "spectral" else (
+                "" if chooser == CHOICE_REFERENCES[0] or k_outputs == 1 else f"chosen on {chooser}")
             rows, items = [], {}
             for target in targets:
                 target_rates = reference[f"test__{target}"][test_rows]
