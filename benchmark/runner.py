@@ -165,8 +165,8 @@ def run_suite(
     todo = [] if rebuild_only else unfinished
     summary.reused = [c.cell_id for c in cells if c not in unfinished]
     explicit = bool(method_names) and method_names != ["all"]
-    for item in skipped:  # asked-for methods that cannot run deserve a warning; "all" only informs
-        log.log(logging.WARNING if explicit else logging.INFO, "skipping %s on %s: %s", item["method"], suite_name, item["reason"])
+    for item in skipped:  # asked-for methods that cannot run deserve a warning; with "all" the reasons go to the manifest
+        log.log(logging.WARNING if explicit else logging.DEBUG, "skipping %s on %s: %s", item["method"], suite_name, item["reason"])
 
     summary.execution = {"backend": backend, "scheduler": scheduler, "workers": 0}
     if todo:
