@@ -7,14 +7,14 @@ its fingerprint changes whenever anything that determines its result changes.
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import methods
 from benchmark.errors import BenchmarkError
+from benchmark.keys import digest as _digest
+from benchmark.keys import jsonable as _jsonable
 from benchmark.suites import get_suite
 
 CELL_FORMAT_VERSION = 1
@@ -46,19 +46,6 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
             value = raw.strip()
         overrides.setdefault(method_name, {})[param] = value
     return overrides
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _digest(data: Any, length: int = 12) -> str:
-    text = json.dumps(_jsonable(data), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 @dataclass(frozen=True)

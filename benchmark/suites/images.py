@@ -24,9 +24,6 @@ item), the form in which the U-Net projects report their MSE.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.keys import digest
 from benchmark.metrics import SSIM_SETTINGS, Metric, get_metric, metrics, register_metric, si_sdr
 from benchmark.scoring import item_key, score_row
 from benchmark.suites.base import (
@@ -96,10 +94,6 @@ if "si_sdri" not in metrics():
     register_metric(Metric("si_sdri", si_sdr_improvement, True, 2, "SI-SDRi", unit="dB"))
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 class ImagesSuite(Suite):
     """MNIST digit pairs and MNIST + Fashion-MNIST pairs, one task per input."""
 
@@ -131,7 +125,7 @@ class ImagesSuite(Suite):
             "valid_fraction": settings["valid_fraction"], "image_size": IMAGE_SIZE,
             "padding": "28x28 zero-padded to 32x32 (2 pixels per side)", "sets": summary, "ssim": SSIM_SETTINGS,
         }
-        return DataHandle(self.name, profile, f"images-{_digest(identity)}", paths={"data_dir": data_dir or ""}, info=info)
+        return DataHandle(self.name, profile, f"images-{digest(identity, 12)}", paths={"data_dir": data_dir or ""}, info=info)
 
     @staticmethod
     def _load(data_dir: str | None, settings: dict[str, Any]) -> ImageData:
@@ -140,10 +134,13 @@ class ImagesSuite(Suite):
         except ImageDataError as error:
             raise BenchmarkError(str(error)) from None
 
-    def task_splits(self, handle: DataHandle, task: str, names: tuple[str, ...] = ("train", "valid", "test")) -> dict[str, Split]:
-        """The splits ``names`` of one task of prepared data (with targets)."""
+    def task_splits(
+        self, handle: DataHandle, task: str, names: tuple[str, ...] = ("train", "valid", "test"),
+        data: ImageData | None = None,
+    ) -> dict[str, Split]:
+        """The splits ``names`` of one task of prepared data (with targets); ``data`` saves a reload."""
         info = handle.info
-        data = self._load(handle.paths.get("data_dir") or None, info)
+        data = data if data is not None else self._load(handle.paths.get("data_dir") or None, info)
         splits = {}
         for split in names:
             mixtures, sources, _ = task_split(data, task, split, info["pairs"][split], info["data_seed"])
@@ -156,8 +153,9 @@ class ImagesSuite(Suite):
         (per-item arrays already name it), details under ``details["inputs"][task]``, timings
         summed and per task (``fit_digits``, ...)."""
         outcome = CellOutcome(details={"inputs": {}})
+        data = self._load(handle.paths.get("data_dir") or None, handle.info)
         for task in handle.info["tasks"]:
-            splits = self.task_splits(handle, task)
+            splits = self.task_splits(handle, task, data=data)
             part = self.evaluate_splits(factory, splits, model_dir / task if model_dir else None, input_name=task)
             outcome.scores += part.scores
             for key, array in part.arrays.items():
@@ -172,11 +170,11 @@ class ImagesSuite(Suite):
 
     def evaluate_splits(
         self, factory: MethodFactory, splits: dict[str, Split], model_dir: Path | None, input_name: str = "mixture",
+        metric_names: tuple[str, ...] | None = None,
     ) -> CellOutcome:
         """The default protocol with the per-source metrics, plus :meth:`derived_rows`."""
-        scorer = copy.copy(self)
-        scorer.metrics = SCORED_METRICS  # SI-SDRi needs the mixture: derived below
-        outcome = Suite.evaluate_splits(scorer, factory, splits, model_dir, input_name)
+        # SI-SDRi needs the mixture: derived from the stored per-item SI-SDR below.
+        outcome = super().evaluate_splits(factory, splits, model_dir, input_name, metric_names or SCORED_METRICS)
         rows, items = self.derived_rows(outcome, splits["test"], input_name)
         outcome.scores += rows
         outcome.arrays.update(items)
@@ -270,7 +268,7 @@ class ImagesSuite(Suite):
     def make_figures(self, records, arrays, handle, out_dir):
         from benchmark.figures import sample_grid_figure, training_curves_figure
 
-        paths = []
+        paths, data = [], None
         for task in handle.info["tasks"]:
             per_method, histories = {}, {}
             for record in records:
@@ -282,7 +280,8 @@ class ImagesSuite(Suite):
                     histories.setdefault(record["label"], {})[record["seed"]] = history
             stem = task.replace("+", "_")
             if per_method:
-                test = self.task_splits(handle, task, ("test",))["test"]
+                data = data if data is not None else self._load(handle.paths.get("data_dir") or None, handle.info)
+                test = self.task_splits(handle, task, ("test",), data=data)["test"]
                 n = next(iter(per_method.values())).shape[0]
                 paths.append(sample_grid_figure(test.mixtures[:n], test.targets[:n], TASKS[task], per_method,
                                                 out_dir / f"sample_grid_{stem}.png"))

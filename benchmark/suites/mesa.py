@@ -23,8 +23,6 @@ Protocol, per input (ECG, PPG) and method:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ import pandas as pd
 
 import methods
 from benchmark.errors import CellSkipped
+from benchmark.keys import digest
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.metrics import abs_rate_error, get_metric
 from benchmark.respiration import rates
@@ -97,10 +96,6 @@ PAPER_THORACIC_VS_NASAL = 1.33
 THORACIC_ROW = "thoracic belt (reference signal)"
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 class MesaSuite(Suite):
     """ECG/PPG -> respiration on MESA or a synthetic MESA-layout cohort."""
 
@@ -145,7 +140,7 @@ class MesaSuite(Suite):
         reference_path = self._reference_rates(cache, options.n_jobs)
         if cohort is not None:
             # Regenerated synthetic files get new timestamps: key the data by its recipe.
-            key = "synthetic-" + _digest([cohort.to_dict(), preprocess.key(), split_params, list(options.signals)])
+            key = "synthetic-" + digest([cohort.to_dict(), preprocess.key(), split_params, list(options.signals)], 16)
         else:
             key = cache.root.name
         summary = dict(cache.summary)
