@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
     items, labels = collect_items(records, arrays)
 
-    def groups_for(input_name: str):
+    @functools.cache
+    def groups_for(input_name: str):  # asked once per row and comparison: read once per input
         return suite.item_groups(handle, input_name, records, arrays)
 
     board = add_intervals(board, items, groups_for)
