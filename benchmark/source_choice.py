@@ -76,11 +76,11 @@ def choose_by_reference(candidate_rates: np.ndarray, reference_rates: np.ndarray
     Returns the index and every candidate's MAE.
     """
     reference = np.asarray(reference_rates, dtype=np.float64).reshape(-1, 1)
-    maes = pairwise_rate_mae(candidate_rates, reference)[0]
-    if not np.isfinite(maes).any():
-        return 0, maes.tolist()
-    choice = assign(np.asarray(candidate_rates), reference, ("reference",), pairwise_rate_mae)
-    return choice.mapping[0], maes.tolist()
+    costs = pairwise_rate_mae(candidate_rates, reference)
+    if not np.isfinite(costs).any():
+        return 0, costs[0].tolist()
+    choice = assign(np.asarray(candidate_rates), reference, ("reference",), lambda *_: costs)  # computed once
+    return choice.mapping[0], costs[0].tolist()
 
 
 def choose_by_spectrum(shares: np.ndarray) -> tuple[int, list[float]]:
