@@ -7,13 +7,24 @@ Each sample holds two sources, drawn with Pillow at ``render_size`` x ``render_s
 (1.0 inside a shape, 0.0 outside) and downsampled to ``size`` x ``size`` with bilinear
 resampling:
 
-* a triangle pointing up whose base (its width) and height ``width * sqrt(3) / 2`` make it
-  equilateral;
+* a triangle whose base (its width) and height ``width * sqrt(3) / 2`` make it equilateral;
 * a circle whose diameter is its width.
 
-The width of each shape is drawn independently and uniformly in
-``[min_width, max_width] * render_size``; its position is uniform over all placements that keep
-the shape entirely inside the image.  The mixture follows Eq. 19-20::
+Two geometries are offered (``TrianglesConfig.geometry``):
+
+``"authors"`` (default, generator version 2)
+    The recipe of the authors' generator, which produced the paper's Table 1: integer widths
+    uniform in ``[int(min_width * render_size), int(max_width * render_size))`` (51..75 px at
+    128), integer corner positions uniform over the placements that keep the shape inside, and
+    the triangle's apex towards increasing row index (vertices ``(x0, y0)``,
+    ``(x0 + w // 2, y0 + w * sqrt(3) / 2)``, ``(x0 + w, y0)`` in (column, row) coordinates).
+``"continuous"`` (generator version 1, this project's first generator)
+    Real-valued widths uniform in ``[min_width, max_width] * render_size`` (their mean is 64 px
+    instead of 63, so shapes cover about 3 % more area), real-valued positions, apex towards
+    decreasing row index.  Kept so that results computed with it stay reproducible.
+
+The distortion kernel is symmetric top-to-bottom, so the apex direction alone changes no
+statistic of the data; the width distribution does.  The mixture follows Eq. 19-20::
 
     mixture = Scaled(Scaled(sigmoid(beta / 2 * (triangle + circle))) * K)
 
@@ -75,7 +86,9 @@ DISTORTION_KERNEL.setflags(write=False)
 CHUNK_SIZE = 2000
 PROCESS_JOBS_FROM = 4
 #: Bumped whenever the generator changes its output, so that stale caches are not reused.
-GENERATOR_VERSION = 1
+#: Version 1 is the ``"continuous"`` geometry, version 2 added the authors' integer geometry.
+GENERATOR_VERSION = 2
+GEOMETRIES = ("authors", "continuous")
 
 ARRAY_KEYS = ("mixture", "triangle", "circle")
 _TRIANGLE_HEIGHT = math.sqrt(3.0) / 2.0
@@ -101,6 +114,9 @@ class TrianglesConfig:
         Range of shape widths as fractions of the image width.
     flip_prob : float
         Probability of flipping the distortion kernel left-right for a sample.
+    geometry : {"authors", "continuous"}
+        How widths and positions are drawn (see the module docstring); ``"authors"`` is the
+        recipe behind the paper's Table 1.
     """
 
     n: int
@@ -111,6 +127,7 @@ class TrianglesConfig:
     min_width: float = 0.4
     max_width: float = 0.6
     flip_prob: float = 0.5
+    geometry: str = "authors"
 
     def __post_init__(self) -> None:
         if self.n <= 0:
@@ -123,6 +140,14 @@ class TrianglesConfig:
             raise ValueError("need 0 < min_width <= max_width <= 1")
         if not 0 <= self.flip_prob <= 1:
             raise ValueError("flip_prob must lie in [0, 1]")
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
+        if self.geometry == "authors" and self._integer_widths()[0] >= self._integer_widths()[1]:
+            raise ValueError("the authors' geometry needs int(min_width * render_size) < int(max_width * render_size)")
+
+    def _integer_widths(self) -> tuple[int, int]:
+        """The half-open range of integer widths of the authors' geometry, in render pixels."""
+        return int(self.min_width * self.render_size), int(self.max_width * self.render_size)
 
     def to_dict(self) -> dict[str, int | float]:
         """Return the fields as a plain dictionary.
@@ -141,9 +166,16 @@ class TrianglesConfig:
         -------
         str
             First 16 hex digits of the SHA-256 of the sorted JSON of the fields together with
-            ``GENERATOR_VERSION``.
+            the generator version.  The ``"continuous"`` geometry keeps its version-1 key, so
+            its caches and results stay addressable.
         """
-        payload = json.dumps({**self.to_dict(), "version": GENERATOR_VERSION}, sort_keys=True)
+        fields = self.to_dict()
+        if self.geometry == "continuous":
+            fields.pop("geometry")
+            version = 1
+        else:
+            version = GENERATOR_VERSION
+        payload = json.dumps({**fields, "version": version}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -202,6 +234,14 @@ def _sample_geometry(
     column 1 the circle.  Pixel centres lie at integer coordinates, so a bounding box inside
     ``[0, render_size - 1]`` keeps the shape inside the image.
     """
+    if config.geometry == "authors":
+        low, high = config._integer_widths()
+        width = rng.integers(low, high, size=(m, 2)).astype(np.float64)
+        extent = np.stack([np.ceil(width[:, 0] * _TRIANGLE_HEIGHT), width[:, 1]], axis=1)
+        limit = config.render_size - 1
+        left = np.floor(rng.random((m, 2)) * (limit - width + 1))
+        top = np.floor(rng.random((m, 2)) * (limit - extent + 1))
+        return left, top, width
     width = rng.uniform(config.min_width, config.max_width, size=(m, 2)) * config.render_size
     limit = config.render_size - 1
     height = width * np.array([_TRIANGLE_HEIGHT, 1.0])
@@ -216,7 +256,10 @@ def _render(
     """Draw one shape at ``render_size`` and downsample it bilinearly to ``size``."""
     image = Image.new("F", (config.render_size, config.render_size), 0.0)
     draw = ImageDraw.Draw(image)
-    if draw_shape == "triangle":
+    if draw_shape == "triangle" and config.geometry == "authors":
+        apex = (left + int(width) // 2, top + width * _TRIANGLE_HEIGHT)
+        draw.polygon([(left, top), apex, (left + width, top)], fill=1.0)
+    elif draw_shape == "triangle":
         bottom = top + width * _TRIANGLE_HEIGHT
         draw.polygon([(left, bottom), (left + width, bottom), (left + width / 2, top)], fill=1.0)
     else:

@@ -1,0 +1,200 @@
+"""Configuration sweeps: many benchmark runs with ``--set`` overrides, in parallel, one table.
+
+A sweep file is JSON: shared ``defaults`` (suite, profile, methods, seeds) and a list of
+``runs``, each with a ``name`` and the ``set`` overrides of ``run_benchmark.py``::
+
+    {"defaults": {"suite": "triangles", "profile": "quick", "methods": "meae", "seeds": "0"},
+     "runs": [{"name": "base", "set": []},
+              {"name": "lr3e-3", "set": ["meae.lr=3e-3"]}]}
+
+Every run is one ``run_benchmark.py`` process with its own results folder under ``--out``;
+``--workers`` of them run at once (several small models share one GPU well), all share one
+data cache (prepared once, before the runs), and runs not finished by ``--deadline`` seconds
+are stopped and reported as such.  ``sweep.csv`` gets one row per finished cell and score
+(run name, overrides, seed, target, metric, value, samples seen, training seconds)::
+
+    python -m benchmark.sweep scripts/sweeps/triangles_quick.json --out /tmp/sweep \\
+        --device cuda --workers 8 --deadline 300
+
+This module is a tool for choosing profiles, not part of the leaderboards: its numbers are
+committed only as the evidence behind a profile choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS = {"suite": "triangles", "profile": "quick", "methods": "meae", "seeds": "0"}
+
+
+@dataclass
+class SweepRun:
+    """One benchmark process of a sweep."""
+
+    name: str
+    options: dict[str, str]
+    overrides: list[str]
+    status: str = "pending"
+    seconds: float | None = None
+
+    def command(self, out: Path, cache_dir: Path, device: str) -> list[str]:
+        """The ``run_benchmark.py`` command line of this run."""
+        command = [sys.executable, str(ROOT / "run_benchmark.py"), "--suite", self.options["suite"],
+                   "--profile", self.options["profile"], "--methods", self.options["methods"],
+                   "--seeds", str(self.options["seeds"]), "--device", device, "--no-progress",
+                   "--results-dir", str(out / "runs" / self.name), "--cache-dir", str(cache_dir)]
+        for item in self.overrides:
+            command += ["--set", item]
+        return command
+
+
+def load_sweep(path: Path) -> list[SweepRun]:
+    """Read a sweep file into runs (defaults filled in, names checked to be unique).
+
+    Parameters
+    ----------
+    path : Path
+        The JSON sweep file.
+
+    Returns
+    -------
+    list of SweepRun
+        In file order, which is also the order in which they are started.
+    """
+    spec = json.loads(Path(path).read_text())
+    defaults = {**DEFAULTS, **spec.get("defaults", {})}
+    runs, seen = [], set()
+    for entry in spec["runs"]:
+        name = entry["name"]
+        if name in seen or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"{path}: run name {name!r} is repeated or not a plain file name")
+        seen.add(name)
+        options = {key: str(entry.get(key, defaults[key])) for key in DEFAULTS}
+        runs.append(SweepRun(name, options, list(entry.get("set", []))))
+    return runs
+
+
+def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
+    """One row per finished cell and score of every run, with the run's overrides.
+
+    Parameters
+    ----------
+    out : Path
+        The sweep's output folder.
+    runs : list of SweepRun
+        The runs whose cells to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns run, status, overrides, method, seed, input, target, metric, value,
+        samples_seen, train_seconds, device.
+    """
+    rows: list[dict[str, Any]] = []
+    for run in runs:
+        for cell_path in sorted((out / "runs" / run.name).glob("*/*/cells/*.json")):
+            cell = json.loads(cell_path.read_text())
+            budget = cell.get("training_budget") or {}
+            for score in cell.get("scores", []):
+                rows.append({"run": run.name, "status": run.status, "overrides": " ".join(run.overrides),
+                             "method": cell["method"], "seed": cell["seed"], "input": score["input"],
+                             "target": score["target"], "metric": score["metric"], "value": score["value"],
+                             "samples_seen": budget.get("samples_seen"),
+                             "train_seconds": budget.get("train_seconds"), "device": cell.get("device")})
+    return pd.DataFrame(rows)
+
+
+def run_sweep(runs: list[SweepRun], out: Path, cache_dir: Path, device: str, workers: int,
+              deadline_s: float) -> pd.DataFrame:
+    """Run every run (``workers`` at a time) until done or ``deadline_s``; write ``sweep.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        What :func:`collect` read.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    first = runs[0]
+    prepare = SweepRun("_data", first.options | {"methods": "mixture", "seeds": "0"}, [])
+    subprocess.run(prepare.command(out, cache_dir, device), check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    print(f"[sweep] data ready after {time.monotonic() - start:.0f} s", flush=True)
+
+    def execute(run: SweepRun) -> None:
+        left = deadline_s - (time.monotonic() - start)
+        if left < 5:
+            run.status = "not started (deadline)"
+            return
+        log = (out / "runs" / f"{run.name}.log").open("w")
+        began = time.monotonic()
+        try:
+            subprocess.run(run.command(out, cache_dir, device), cwd=ROOT, stdout=log,
+                           stderr=subprocess.STDOUT, timeout=left, check=True,
+                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            run.status = "done"
+        except subprocess.TimeoutExpired:
+            run.status = "stopped (deadline)"
+        except subprocess.CalledProcessError as err:
+            run.status = f"failed (exit {err.returncode})"
+        finally:
+            log.close()
+            run.seconds = round(time.monotonic() - began, 1)
+        print(f"[sweep] {run.name}: {run.status} in {run.seconds} s", flush=True)
+
+    (out / "runs").mkdir(exist_ok=True)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(execute, runs))
+    table = collect(out, runs)
+    table.to_csv(out / "sweep.csv", index=False)
+    status = pd.DataFrame([{"run": r.name, "status": r.status, "seconds": r.seconds,
+                            "overrides": " ".join(r.overrides)} for r in runs])
+    status.to_csv(out / "sweep_runs.csv", index=False)
+    return table
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and per-seed values of each run's scores, one row per run and seed (wide)."""
+    if table.empty:
+        return table
+    wide = table.pivot_table(index=["run", "seed"], columns=["target", "metric"], values="value")
+    wide.columns = [f"{target}_{metric}" for target, metric in wide.columns]
+    budget = table.groupby(["run", "seed"])[["samples_seen", "train_seconds"]].first()
+    return wide.join(budget).reset_index()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", type=Path, help="JSON sweep file")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="shared data cache (default OUT/cache)")
+    parser.add_argument("--device", default="auto", help="device of every run (default auto)")
+    parser.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
+    parser.add_argument("--deadline", type=float, default=3600.0, help="seconds for the whole sweep")
+    args = parser.parse_args(argv)
+    try:
+        runs = load_sweep(args.sweep)
+    except (OSError, ValueError, KeyError) as err:
+        parser.error(f"cannot read sweep file {args.sweep}: {err}")
+    table = run_sweep(runs, args.out, args.cache_dir or args.out / "cache", args.device,
+                      args.workers, args.deadline)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(summary(table).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
