@@ -45,6 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ARCHIVE = "gpu_run.tar.gz"
 STEP_GROUPS = ("smoke", "speed", "data", "meae", "sae", "compile")
 PACK_RESERVE_S = 20.0
+#: A training step whose time limit would shrink below this share of what was asked is skipped:
+#: a model trained for a few seconds gives a cell that only looks like a result.
+MIN_TRAIN_SHARE = 0.25
 
 
 @dataclass
@@ -74,6 +77,13 @@ class Plan:
     def left(self) -> float:
         """Seconds of the budget left for steps (the packing reserve excluded)."""
         return self.budget_s - PACK_RESERVE_S - (time.monotonic() - self.start)
+
+    def skip(self, step: Step, reason: str) -> Step:
+        """Record ``step`` as not run, with ``reason``."""
+        self.steps.append(step)
+        step.status = reason
+        print(f"[{time.monotonic() - self.start:6.0f}s] step {len(self.steps)} {step.name}: {reason}", flush=True)
+        return step
 
     def run(self, step: Step) -> Step:
         """Run ``step`` if its minimum fits what is left, bounded by ``bound_s`` and the budget."""
@@ -105,6 +115,16 @@ class Plan:
         if tail:
             print("    " + "\n    ".join(tail), flush=True)
         return step
+
+
+def training_limit(asked_s: float, fits_s: float) -> float | None:
+    """The time limit a training step gets: what was asked, shrunk to what fits.
+
+    Returns ``None`` (skip the step) when what fits is under ``MIN_TRAIN_SHARE`` of what was asked.
+    """
+    if fits_s < MIN_TRAIN_SHARE * asked_s:
+        return None
+    return max(min(asked_s, fits_s), 1.0)
 
 
 def _child_env() -> dict[str, str]:
@@ -217,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
                 # Leave every later training step its minimum, then shrink this one to fit.
                 later = sum(s.required_s for s, t in planned[index + 1 :] if t is not None)
                 fits = plan.left() - later - args.cell_overhead
-                limit = max(min(train_s, fits), 1.0)
+                limit = training_limit(train_s, fits)
+                if limit is None:
+                    plan.skip(step, f"skipped: {max(fits, 0):.0f} s of training left, under {MIN_TRAIN_SHARE:.0%} of the {train_s:.0f} s asked")
+                    continue
                 step.command += ["--time-limit", f"{limit:.0f}"]
                 step.bound_s = limit + args.cell_overhead
                 step.notes["time_limit_s"] = round(limit)

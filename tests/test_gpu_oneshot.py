@@ -106,3 +106,13 @@ def test_git_state_prefers_a_declared_commit(monkeypatch):
     assert git_state() == {"commit": "abc123", "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
     monkeypatch.delenv("BSS_BENCH_COMMIT")
     assert git_state()["commit"] != "abc123"
+
+
+def test_a_training_step_left_too_little_time_is_skipped_not_run_for_seconds():
+    from benchmark.gpu_oneshot import training_limit
+
+    assert training_limit(80, 200) == 80
+    assert training_limit(80, 30) == 30
+    # The 2026-11-26 H200 call shrank the supervised AE to 1 s and wrote a 0-epoch cell.
+    assert training_limit(55, -12) is None
+    assert training_limit(80, 19) is None
