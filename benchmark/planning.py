@@ -77,9 +77,11 @@ class CellSpec:
 
     def fingerprint(self, data_key: str) -> str:
         """Changes whenever anything that determines the result changes (a time limit included)."""
+        neutral = methods.get(self.method).neutral_params
+        params = {k: v for k, v in self.params.items() if not (k in neutral and neutral[k] == v)}
         identity = {
             "suite": self.suite, "profile": self.profile, "method": self.method, "seed": self.seed,
-            "params": self.params, "data": data_key, "format": CELL_FORMAT_VERSION,
+            "params": params, "data": data_key, "format": CELL_FORMAT_VERSION,
         }
         if self.time_limit is not None:
             identity["time_limit"] = self.time_limit

@@ -35,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import methods
 from benchmark.environment import describe_device
+from benchmark.provenance import precision
 from methods._device import resolve_device
 from methods._steps import optimisation_step
 from methods.base import RunContext, Split
@@ -136,11 +137,12 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
     seconds = time.perf_counter() - start
     achieved = flops * steps / seconds
     peak = bf16_peak(device)
-    amp = bool(getattr(method, "amp", False) and device.startswith("cuda"))
+    used = precision({"amp": getattr(method, "amp", False), "cpu_bf16": getattr(method, "cpu_bf16", False)}, device)
+    amp = used != "fp32"
     return {
         "model": model, "suite": suite, "profile": profile, "batch": batch, "steps": steps,
         "warmup": warmup, "device": describe_device(device), "threads": torch.get_num_threads(),
-        "amp": amp, "precision": "bf16-autocast" if amp else "fp32",
+        "amp": amp, "precision": used,
         "compile": bool(getattr(method, "compile_model", False)), "compile_s": compile_seconds,
         "fused_optimizer": bool(optimizer.defaults.get("fused")),
         "params": method.n_parameters_, "step_ms": round(1000 * seconds / steps, 2),
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU intra-op threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16 autocast (default) or fp32 on CUDA; the CPU always runs fp32")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16: autocast on CUDA and on CPUs with AMX-BF16 (default; other CPUs run fp32); fp32: no autocast anywhere")
     parser.add_argument("--append", default=None, metavar="PATH", help="also append the JSON record to this JSON-lines file")
     parser.add_argument("--recount-flops", default=None, metavar="PATH", help="recount the FLOPs of the records of an older counter in this JSON-lines file, then exit")
     args = parser.parse_args(argv)
@@ -217,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         batch = args.batch or profile.get("batch_size") or cls.default_params().get("batch_size", 32)
         overrides = {"compile_model": True} if args.compile else {}
         if args.precision == "fp32":
-            overrides["amp"] = False
+            overrides.update(amp=False, cpu_bf16=False)
+        elif "cpu_bf16" in cls.param_names():
+            overrides["cpu_bf16"] = True
         record = measure(args.model, args.suite, args.profile, batch, args.steps, args.warmup, device, args.threads, overrides)
     except (KeyError, ValueError) as error:
         print(f"benchmark.speed: error: {error.args[0] if error.args else error}", file=sys.stderr)

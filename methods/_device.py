@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import lru_cache
+from pathlib import Path
 
 import torch
 
@@ -38,11 +40,32 @@ def seed_and_threads(seed: int, device: str, n_threads: int) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def autocast(device: str, enabled: bool) -> torch.autocast | nullcontext:
-    """bf16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
+@lru_cache(maxsize=1)
+def cpu_has_amx_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in AMX tiles (Linux ``amx_bf16`` flag in ``/proc/cpuinfo``).
+
+    Only there does CPU bf16 autocast pay: oneDNN runs the convolutions on the tiles.
+    Elsewhere bf16 is emulated or converted and the CPU stays in fp32.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return " amx_bf16" in flags and torch.backends.mkldnn.is_available()
+
+
+def uses_cpu_bf16(device: str, cpu_bf16: bool) -> bool:
+    """Whether a method asking for CPU bf16 gets it on ``device`` (a CPU with AMX-BF16)."""
+    return bool(cpu_bf16) and device == "cpu" and cpu_has_amx_bf16()
+
+
+def autocast(device: str, enabled: bool, cpu_bf16: bool = False) -> torch.autocast | nullcontext:
+    """bf16 autocast on CUDA when ``enabled``, on an AMX-BF16 CPU when ``cpu_bf16``; else a no-op."""
     if enabled and device.startswith("cuda"):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    if uses_cpu_bf16(device, cpu_bf16):
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     return nullcontext()
 
 
-__all__ = ["autocast", "resolve_device", "seed_and_threads"]
+__all__ = ["autocast", "cpu_has_amx_bf16", "resolve_device", "seed_and_threads", "uses_cpu_bf16"]

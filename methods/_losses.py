@@ -38,7 +38,14 @@ def block_weighting(n_blocks: int, scheme: str, device: torch.device | None = No
     ``i`` indexes input-channel blocks and ``j`` output-channel blocks, as in
     Eq. 11. ``"uniform"`` is Eq. 13: every off-diagonal block counts once.
     ``"position"`` is Eq. 14 taken literally: ``1/(N - i)`` above the diagonal
-    (``j > i``) and ``1/i`` below it (``j < i``). Diagonal blocks are 0.
+    (``j > i``) and ``1/i`` below it (``j < i``). ``"banded"`` is the selection the
+    authors' MESA experiments used instead: for ``i = 0 .. N-2``, the mean ``|w|`` of the
+    strip of row block ``i`` x column blocks ``i+1 ..`` plus that of row block ``i+1`` x
+    column blocks ``.. i``. The blocks being equal in size, a strip's mean is the mean of its
+    block means, so this is ``1/(N - 1 - i)`` above the diagonal and ``1/i`` below it. Rows
+    are the input-channel blocks ``i``: the first axis of the weights of the authors'
+    transposed convolutions, which make up their decoder (PyTorch stores those as
+    ``(C_in, C_out, *kernel)``). Diagonal blocks are 0.
     """
     i = torch.arange(n_blocks, device=device, dtype=torch.float32)[:, None]
     j = torch.arange(n_blocks, device=device, dtype=torch.float32)[None, :]
@@ -48,8 +55,12 @@ def block_weighting(n_blocks: int, scheme: str, device: torch.device | None = No
         upper = 1.0 / (n_blocks - i).clamp(min=1.0)
         lower = 1.0 / i.clamp(min=1.0)
         weights = torch.where(j > i, upper, lower).expand(n_blocks, n_blocks)
+    elif scheme == "banded":
+        upper = 1.0 / (n_blocks - 1 - i).clamp(min=1.0)
+        lower = 1.0 / i.clamp(min=1.0)
+        weights = torch.where(j > i, upper, lower).expand(n_blocks, n_blocks)
     else:
-        raise ValueError(f"unknown mixing weighting '{scheme}' (uniform or position)")
+        raise ValueError(f"unknown mixing weighting '{scheme}' (uniform, position or banded)")
     return weights * (i != j)
 
 

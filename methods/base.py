@@ -163,6 +163,10 @@ class Method(ABC):
     version : int
         Version of the method's code; bump it when a change alters results
         (it is part of every cell key, so the method's cells are recomputed).
+    neutral_params : dict
+        Parameters added after cells were computed, with the value that reproduces the
+        behaviour from before they existed; at that value they are left out of cell keys, so
+        the cells computed before stay valid.
     """
 
     name: ClassVar[str] = ""
@@ -174,6 +178,7 @@ class Method(ABC):
     profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
     dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "scikit-learn", "torch")
     version: ClassVar[int] = 1
+    neutral_params: ClassVar[dict[str, Any]] = {}
     show_outputs: ClassVar[bool] = False
 
     context: RunContext = RunContext()

@@ -52,10 +52,11 @@ class SupervisedAE(MultiEncoderMethod):
     epochs, batch_size, lr, weight_decay, lr_step_epochs, lr_gamma, grad_clip : training.
     keep_best : keep the epoch with the lowest validation loss.
     batch_norm_momentum : BatchNorm momentum (0.8 in the authors' code, the paper profiles).
-    amp, compile_model, seed : as for MEAE.
+    amp, cpu_bf16, compile_model, seed : as for MEAE.
     """
 
     name = "supervised_ae"
+    neutral_params = {"cpu_bf16": False}
     description = "Supervised autoencoder trained on the true sources (upper reference, not blind)"
     supervised = True
     profiles = {
@@ -70,7 +71,7 @@ class SupervisedAE(MultiEncoderMethod):
         epochs: int = 100, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5,
         lr_step_epochs: int = 50, lr_gamma: float = 0.1, grad_clip: float = 0.5,
         keep_best: bool = False, batch_norm_momentum: float = 0.1, amp: bool = True,
-        compile_model: bool = False, seed: int = 0,
+        cpu_bf16: bool = False, compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.channels = channels
         self.hidden = hidden
@@ -85,6 +86,7 @@ class SupervisedAE(MultiEncoderMethod):
         self.keep_best = keep_best
         self.batch_norm_momentum = batch_norm_momentum
         self.amp = amp
+        self.cpu_bf16 = cpu_bf16
         self.compile_model = compile_model
         self.seed = seed
 
@@ -111,7 +113,7 @@ class SupervisedAE(MultiEncoderMethod):
         return y
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with autocast(x.device.type, self.amp):
+        with autocast(x.device.type, self.amp, self.cpu_bf16):
             logits, _ = self._forward(self._prepare(x))
         return F.binary_cross_entropy_with_logits(logits.float(), self._targets(y).float())
 
@@ -135,7 +137,7 @@ class SupervisedAE(MultiEncoderMethod):
         network = self.network_.eval()
 
         def estimate(x: torch.Tensor) -> torch.Tensor:
-            with autocast(x.device.type, self.amp):
+            with autocast(x.device.type, self.amp, self.cpu_bf16):
                 logits, _ = network(self._prepare(x))
             return torch.sigmoid(logits.float())
 

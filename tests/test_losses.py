@@ -193,6 +193,26 @@ def test_mixing_loss_position_matches_loop_over_blocks():
     assert float(mixing_loss(weights, n, "position")) == pytest.approx(expected, rel=1e-5)
 
 
+def test_mixing_loss_banded_is_the_strip_selection():
+    """Banded: row block i x column blocks i+1.. and row block i+1 x column blocks ..i, each
+    strip's mean |w| (rows = input-channel blocks), i = 0..N-2, computed on the strips."""
+    torch.manual_seed(5)
+    n = 4
+    weights = [torch.randn(8, 12, 3), torch.randn(4, 8, 1, 1)]
+    expected = 0.0
+    for weight in weights:
+        bo, bi = weight.shape[0] // n, weight.shape[1] // n
+        for i in range(n - 1):
+            upper = weight[(i + 1) * bo :, i * bi : (i + 1) * bi]  # in block i -> out blocks i+1..
+            lower = weight[: (i + 1) * bo, (i + 1) * bi : (i + 2) * bi]  # in block i+1 -> out ..i
+            expected += float(upper.abs().double().mean()) + float(lower.abs().double().mean())
+    assert float(mixing_loss(weights, n, "banded")) == pytest.approx(expected, rel=1e-5)
+    # It differs from Eq. 14 taken literally only above the diagonal.
+    banded, position = block_weighting(n, "banded"), block_weighting(n, "position")
+    torch.testing.assert_close(torch.tril(banded), torch.tril(position))
+    assert not torch.allclose(torch.triu(banded), torch.triu(position))
+
+
 def test_mixing_loss_zero_when_off_diagonal_blocks_are_zero():
     torch.manual_seed(5)
     config = NetworkConfig(dims=1, n_encoders=3, channels=(6, 12), hidden=6, kernel_size=3)
