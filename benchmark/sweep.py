@@ -100,7 +100,8 @@ def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns run, status, overrides, method, seed, input, target, metric, value,
-        samples_seen, train_seconds, device.
+        samples_seen, train_seconds, device. Only the benchmark's scores (one mapping chosen
+        on validation); variant rows such as the PIT oracle are left out.
     """
     rows: list[dict[str, Any]] = []
     for run in runs:
@@ -108,6 +109,8 @@ def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
             cell = json.loads(cell_path.read_text())
             budget = cell.get("training_budget") or {}
             for score in cell.get("scores", []):
+                if score.get("variant"):  # e.g. the PIT oracle: not the benchmark's number
+                    continue
                 rows.append({"run": run.name, "status": run.status, "overrides": " ".join(run.overrides),
                              "method": cell["method"], "seed": cell["seed"], "input": score["input"],
                              "target": score["target"], "metric": score["metric"], "value": score["value"],

@@ -24,16 +24,20 @@ MESA_PAPER: dict[str, Any] = dict(
     batch_size=256, lr=1e-3, weight_decay=1e-6, lr_step_epochs=0, lr_gamma=1.0, grad_clip=0.5,
     keep_best=True, batch_norm_momentum=0.8,
 )
-TRIANGLES_QUICK: dict[str, Any] = dict(
+# The small network that suites without their own entry (sines, images) run.
+SMALL_QUICK: dict[str, Any] = dict(
     TRIANGLES_PAPER, channels=(12, 24, 48, 72), hidden=48, kernel_size=5, epochs=6,
     batch_size=64, lr_step_epochs=0,
 )
+# Triangles quick: LR 3e-3 cleans the dark background (SSIM 0.29 / 0.38 -> 0.90 / 0.89 at the
+# same 35,712 samples, seed 0, results/sweeps/); bf16 on AMX CPUs.
+TRIANGLES_QUICK: dict[str, Any] = dict(SMALL_QUICK, lr=3e-3, cpu_bf16=True)
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5, epochs=20,
     batch_size=16,
 )
 
-TRIANGLES_TINY: dict[str, Any] = dict(TRIANGLES_QUICK, channels=(4, 4, 8, 8), hidden=8, kernel_size=3, epochs=1, batch_size=32)
+TRIANGLES_TINY: dict[str, Any] = dict(SMALL_QUICK, channels=(4, 4, 8, 8), hidden=8, kernel_size=3, epochs=1, batch_size=32)
 MESA_TINY: dict[str, Any] = dict(MESA_QUICK, channels=(4,) * 8, hidden=8, kernel_size=3, epochs=1, batch_size=16)
 
 
@@ -63,7 +67,7 @@ class SupervisedAE(MultiEncoderMethod):
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
         ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
-        **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small 4-level network
+        **modality_profiles(TRIANGLES_TINY, SMALL_QUICK),  # other suites: the small 4-level network
     }
 
     def __init__(
