@@ -18,13 +18,10 @@ Two geometries are offered (``TrianglesConfig.geometry``):
     128), integer corner positions uniform over the placements that keep the shape inside, and
     the triangle's apex towards increasing row index (vertices ``(x0, y0)``,
     ``(x0 + w // 2, y0 + w * sqrt(3) / 2)``, ``(x0 + w, y0)`` in (column, row) coordinates).
-``"continuous"`` (generator version 1, this project's first generator)
-    Real-valued widths uniform in ``[min_width, max_width] * render_size`` (their mean is 64 px
-    instead of 63, so shapes cover about 3 % more area), real-valued positions, apex towards
-    decreasing row index.  Kept so that results computed with it stay reproducible.
-
-The distortion kernel is symmetric top-to-bottom, so the apex direction alone changes no
-statistic of the data; the width distribution does.  The mixture follows Eq. 19-20::
+``"continuous"`` (generator version 1, kept for reproducibility)
+    Real-valued widths in ``[min_width, max_width] * render_size`` (mean 64 px, not 63) and
+    positions, apex towards decreasing row index (the kernel is symmetric top-to-bottom, so
+    only the widths change the data's statistics).  The mixture follows Eq. 19-20::
 
     mixture = Scaled(Scaled(sigmoid(beta / 2 * (triangle + circle))) * K)
 
