@@ -13,10 +13,9 @@ resampling:
 Two geometries are offered (``TrianglesConfig.geometry``):
 
 ``"authors"`` (default, generator version 2)
-    The recipe of the authors' generator, which produced the paper's Table 1: integer widths
-    uniform in ``[int(min_width * render_size), int(max_width * render_size))`` (51..75 px at
-    128), integer corner positions uniform over the placements that keep the shape inside, and
-    the triangle's apex towards increasing row index (vertices ``(x0, y0)``,
+    The authors' recipe, behind the paper's Table 1: integer widths uniform in
+    ``[int(min_width * render_size), int(max_width * render_size))`` (51..75 px at 128), integer
+    corners keeping the shape inside, apex towards increasing row index (vertices ``(x0, y0)``,
     ``(x0 + w // 2, y0 + w * sqrt(3) / 2)``, ``(x0 + w, y0)`` in (column, row) coordinates).
 ``"continuous"`` (generator version 1, kept for reproducibility)
     Real-valued widths in ``[min_width, max_width] * render_size`` (mean 64 px, not 63) and
