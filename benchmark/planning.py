@@ -121,14 +121,19 @@ def resolve_methods(suite: str, modality: str | None, names: list[str] | None, d
     return run, skipped
 
 
+#: The seed under which a deterministic method's single cell is recorded.
+DETERMINISTIC_SEED = 0
+
+
 def plan_cells(
     suite: str, profile: str, method_names: list[str], seeds: list[int], overrides: dict[str, dict[str, Any]],
     time_limit: float | None = None,
 ) -> list[CellSpec]:
     """Every (method, seed) cell with parameters = defaults < profile < overrides < seed.
 
-    A method without a ``seed`` parameter is deterministic: it gets one cell (the
-    first seed), since every seed would give the same numbers. ``time_limit``
+    A method without a ``seed`` parameter is deterministic: it gets one cell, recorded as
+    seed 0 whatever seeds are asked for, since every seed would give the same numbers (a run
+    of ``--seeds 1,2`` then reuses the cell of a run of ``--seeds 0``). ``time_limit``
     (seconds of training per cell) becomes part of every cell's identity.
     """
     registry = methods.discover()
@@ -140,7 +145,7 @@ def plan_cells(
         code = {"method": getattr(cls, "version", 1), "suite_scoring": scoring_version}
         own = overrides.get(name, {})
         base = {**cls.default_params(), **cls.profile_params(suite, profile, target.modality), **own}
-        for seed in seeds if "seed" in base else seeds[:1]:
+        for seed in seeds if "seed" in base else [DETERMINISTIC_SEED]:
             params = {**base, "seed": seed} if "seed" in base else base
             cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))
     return cells

@@ -156,7 +156,7 @@ def test_parse_overrides_errors(item, match):
 def test_plan_cells_precedence_and_ids():
     overrides = {"meae": {"epochs": 2, "seed": 99}}
     cells = plan_cells("triangles", "tiny", ["mixture", "meae"], [0, 3], overrides)
-    # mixture has no seed parameter: deterministic, so one cell (the first seed) only.
+    # mixture has no seed parameter: deterministic, so one cell (recorded as seed 0) only.
     assert [(c.method, c.seed) for c in cells] == [("mixture", 0), ("meae", 0), ("meae", 3)]
     mixture, meae0, meae3 = cells
     assert mixture.params == {} and mixture.cell_id == "mixture__seed0" and mixture.label == "mixture"
@@ -167,6 +167,10 @@ def test_plan_cells_precedence_and_ids():
     assert meae0.cell_id.startswith("meae__seed0__") and meae0.cell_id != "meae__seed0"
     assert meae0.fingerprint("data") != meae3.fingerprint("data")
     assert meae0.fingerprint("data") != meae0.fingerprint("other-data")
+    later = plan_cells("triangles", "tiny", ["mixture", "meae"], [1, 2], {})
+    # A later-seeds run reuses the deterministic cell instead of writing a second one.
+    assert [(c.method, c.seed) for c in later] == [("mixture", 0), ("meae", 1), ("meae", 2)]
+    assert later[0].fingerprint("data") == mixture.fingerprint("data")
     plain = plan_cells("triangles", "tiny", ["meae"], [0], {})[0]
     assert plain.cell_id == "meae__seed0" and plain.fingerprint("data") != meae0.fingerprint("data")
 
