@@ -31,13 +31,9 @@ def dependencies(method_cls: type, suite: Any) -> tuple[str, ...]:
 def precision(method_params: dict[str, Any], device: str) -> str:
     """``"bf16-autocast"`` for networks with ``amp`` on CUDA, ``"bf16-autocast (CPU AMX)"`` for
     ``cpu_bf16`` on an AMX-BF16 CPU, else ``"fp32"``."""
-    from methods._device import uses_cpu_bf16
+    from methods._device import precision_label
 
-    if method_params.get("amp") and device.startswith("cuda"):
-        return "bf16-autocast"
-    if uses_cpu_bf16(device, method_params.get("cpu_bf16", False)):
-        return "bf16-autocast (CPU AMX)"
-    return "fp32"
+    return precision_label(device, bool(method_params.get("amp")), bool(method_params.get("cpu_bf16")))
 
 
 def cell_provenance(method_cls: type, suite: Any, params: dict[str, Any], device: str) -> dict[str, Any]:

@@ -35,8 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import methods
 from benchmark.environment import describe_device
-from benchmark.provenance import precision
-from methods._device import resolve_device
+from methods._device import precision_label, resolve_device
 from methods._steps import optimisation_step
 from methods.base import RunContext, Split
 
@@ -137,7 +136,7 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
     seconds = time.perf_counter() - start
     achieved = flops * steps / seconds
     peak = bf16_peak(device)
-    used = precision({"amp": getattr(method, "amp", False), "cpu_bf16": getattr(method, "cpu_bf16", False)}, device)
+    used = precision_label(device, getattr(method, "amp", False), getattr(method, "cpu_bf16", False))
     amp = used != "fp32"
     return {
         "model": model, "suite": suite, "profile": profile, "batch": batch, "steps": steps,

@@ -139,7 +139,7 @@ class TrianglesConfig:
             raise ValueError("flip_prob must lie in [0, 1]")
         if self.geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
-        if self.geometry == "authors" and self._integer_widths()[0] >= self._integer_widths()[1]:
+        if self.geometry == "authors" and len(range(*self._integer_widths())) == 0:
             raise ValueError("the authors' geometry needs int(min_width * render_size) < int(max_width * render_size)")
 
     def _integer_widths(self) -> tuple[int, int]:

@@ -59,13 +59,26 @@ def uses_cpu_bf16(device: str, cpu_bf16: bool) -> bool:
     return bool(cpu_bf16) and device == "cpu" and cpu_has_amx_bf16()
 
 
+def _autocast_device(device: str, amp: bool, cpu_bf16: bool) -> str | None:
+    """The autocast device type that bf16 runs on (``"cuda"`` or ``"cpu"``), or ``None`` for fp32."""
+    if amp and device.startswith("cuda"):
+        return "cuda"
+    if uses_cpu_bf16(device, cpu_bf16):
+        return "cpu"
+    return None
+
+
 def autocast(device: str, enabled: bool, cpu_bf16: bool = False) -> torch.autocast | nullcontext:
     """bf16 autocast on CUDA when ``enabled``, on an AMX-BF16 CPU when ``cpu_bf16``; else a no-op."""
-    if enabled and device.startswith("cuda"):
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    if uses_cpu_bf16(device, cpu_bf16):
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return nullcontext()
+    kind = _autocast_device(device, enabled, cpu_bf16)
+    return nullcontext() if kind is None else torch.autocast(device_type=kind, dtype=torch.bfloat16)
 
 
-__all__ = ["autocast", "cpu_has_amx_bf16", "resolve_device", "seed_and_threads", "uses_cpu_bf16"]
+def precision_label(device: str, amp: bool, cpu_bf16: bool = False) -> str:
+    """What :func:`autocast` runs with these settings: ``"bf16-autocast"`` (CUDA),
+    ``"bf16-autocast (CPU AMX)"`` or ``"fp32"``; recorded in cells and speed records."""
+    kind = _autocast_device(device, amp, cpu_bf16)
+    return {"cuda": "bf16-autocast", "cpu": "bf16-autocast (CPU AMX)", None: "fp32"}[kind]
+
+
+__all__ = ["autocast", "cpu_has_amx_bf16", "precision_label", "resolve_device", "seed_and_threads", "uses_cpu_bf16"]

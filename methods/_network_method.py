@@ -22,7 +22,7 @@ from torch import nn
 
 from methods._batches import BatchSource
 from methods._checkpoint import load_torch_state, save_torch_state
-from methods._device import seed_and_threads
+from methods._device import autocast, seed_and_threads
 from methods._loop import EpochResult, TrainingLog, run_epochs
 from methods._networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods._steps import GradientStep, TrainingStep
@@ -164,7 +164,7 @@ class MultiEncoderMethod(NetworkMethod):
     a batch (:meth:`_step_losses`, one of them ``"total"``) and the validation
     score (:meth:`_validation_score`), and have the parameters ``lr``,
     ``weight_decay``, ``lr_step_epochs``, ``lr_gamma``, ``grad_clip``,
-    ``keep_best`` and ``compile_model``. Training: fused Adam, a step
+    ``keep_best``, ``amp``, ``cpu_bf16`` and ``compile_model``. Training: fused Adam, a step
     learning-rate schedule (``lr_step_epochs = 0``: none), gradient-norm
     clipping, and the best validation epoch's weights with ``keep_best``.
     """
@@ -180,6 +180,10 @@ class MultiEncoderMethod(NetworkMethod):
 
     def _validation_score(self, valid: Split) -> float:
         raise NotImplementedError
+
+    def _autocast(self, x: torch.Tensor):
+        """The precision context of the network on ``x``'s device (``amp``, ``cpu_bf16``)."""
+        return autocast(x.device.type, self.amp, self.cpu_bf16)
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, *shape)`` batch -> network input ``(B, 1, *shape)``, channels-last for images."""

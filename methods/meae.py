@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from methods._batches import BatchSource, predict_in_batches, reconstruct_full
-from methods._device import autocast
 from methods._losses import (
     encoding_loss,
     mixing_loss,
@@ -151,7 +150,7 @@ class MEAE(MultiEncoderMethod):
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """All loss terms for a batch of inputs ``(B, 1, *shape)`` (Eq. 21)."""
         network = self.network_
-        with autocast(x.device.type, self.amp, self.cpu_bf16):
+        with self._autocast(x):
             logits, z = self._forward(x)
             zero = zero_reconstruction_loss(network.decoder, self.encoding_shape_)
         recon = reconstruction_loss(logits, x)
@@ -169,7 +168,7 @@ class MEAE(MultiEncoderMethod):
         total, count = 0.0, 0
         for (x,) in BatchSource([valid.mixtures], self.context.device).epoch(self.batch_size, None):
             x = self._prepare(x)
-            with autocast(x.device.type, self.amp, self.cpu_bf16):
+            with self._autocast(x):
                 logits, _ = self._forward(x)
             total += float(reconstruction_loss(logits, x)) * x.shape[0]
             count += x.shape[0]
@@ -182,7 +181,7 @@ class MEAE(MultiEncoderMethod):
 
         def estimate(x: torch.Tensor) -> torch.Tensor:
             x = self._prepare(x)
-            with autocast(x.device.type, self.amp, self.cpu_bf16):
+            with self._autocast(x):
                 z = network.encoder(x)
                 logits = network.masked_decode(z)
             return torch.sigmoid(logits.float())[:, :, 0]

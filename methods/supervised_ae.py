@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from methods._batches import BatchSource, predict_in_batches
-from methods._device import autocast
 from methods._network_method import MultiEncoderMethod
 from methods._networks import NetworkConfig
 from methods.base import Split, modality_profiles, register
@@ -117,7 +116,7 @@ class SupervisedAE(MultiEncoderMethod):
         return y
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with autocast(x.device.type, self.amp, self.cpu_bf16):
+        with self._autocast(x):
             logits, _ = self._forward(self._prepare(x))
         return F.binary_cross_entropy_with_logits(logits.float(), self._targets(y).float())
 
@@ -141,7 +140,7 @@ class SupervisedAE(MultiEncoderMethod):
         network = self.network_.eval()
 
         def estimate(x: torch.Tensor) -> torch.Tensor:
-            with autocast(x.device.type, self.amp, self.cpu_bf16):
+            with self._autocast(x):
                 logits, _ = network(self._prepare(x))
             return torch.sigmoid(logits.float())
 
