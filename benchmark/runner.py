@@ -8,6 +8,7 @@ fingerprint (parameters + data + code and library versions) is unchanged. Planni
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -82,7 +83,7 @@ def execute_cell(
         def factory():
             return cls(**spec.params).with_context(context)
 
-        outcome = suite.run_cell(factory, handle, model_dir)
+        outcome = suite.run_cell(factory, handle, model_dir, **_sibling(suite, spec, handle, cache_dir))
     except CellSkipped as reason:
         return {"cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped", "reason": str(reason)}, {}
     except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
@@ -100,6 +101,15 @@ def execute_cell(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return record, outcome.arrays
+
+
+def _sibling(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> dict[str, Path]:
+    """``sibling_model_dir``: where the suite that shares its models keeps this cell's checkpoint."""
+    sibling, key = suite.models_shared_with, handle.info.get("sibling_data_key")
+    if sibling is None or key is None:
+        return {}
+    twin = dataclasses.replace(spec, suite=sibling)
+    return {"sibling_model_dir": Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"}
 
 
 def run_suite(

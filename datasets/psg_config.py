@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
-__all__ = ["CHANNEL_RATES", "MODEL_VERSION", "TRUTH_RATE", "CohortConfig"]
+__all__ = ["CHANNEL_RATES", "DIFFICULTIES", "MODEL_VERSION", "TRUTH_RATE", "CohortConfig"]
 
 #: Bumped whenever the model changes its output, so that stale files are not reused.
 MODEL_VERSION = 1
@@ -20,6 +20,9 @@ MODEL_VERSION = 1
 CHANNEL_RATES: dict[str, int] = {"EKG": 256, "Pleth": 256, "Flow": 32, "Thor": 32}
 #: Sampling rate of the arrays in the truth files.
 TRUTH_RATE = 32
+#: Model difficulties: ``"easy"`` is the original model (:mod:`datasets.psg_model` alone),
+#: ``"realistic"`` adds the irregularities and artefacts of :mod:`datasets.psg_realism`.
+DIFFICULTIES = ("easy", "realistic")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,19 @@ class CohortConfig:
         Range from which each subject's apnea/hypopnea rate (events per hour) is drawn.
     noise_scale : float
         Multiplier of all noise, drift and artifact amplitudes (0 gives clean signals).
+    difficulty : {"realistic", "easy"}
+        ``"easy"`` is the original, regular model (version 1 cohorts, unchanged bytes and
+        keys); ``"realistic"`` adds irregular breathing, movement, ectopic beats, weak and
+        variable cardiorespiratory coupling and a realistic nasal cannula
+        (:mod:`datasets.psg_realism`), calibrated so that the classical heuristics are about
+        as hard as on real sleep recordings.
+
+    Notes
+    -----
+    ``difficulty="easy"`` is left out of :meth:`to_dict` (and so of the hashes and of
+    ``cohort.json``), which keeps the keys and files of cohorts written before the field
+    existed; for the same reason :meth:`from_dict` reads a missing ``difficulty`` as
+    ``"easy"``.
     """
 
     subjects: int = 8
@@ -45,6 +61,7 @@ class CohortConfig:
     seed: int = 0
     apnea_per_hour: tuple[float, float] = (0.0, 20.0)
     noise_scale: float = 1.0
+    difficulty: str = "realistic"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "apnea_per_hour", tuple(float(v) for v in self.apnea_per_hour))
@@ -62,6 +79,10 @@ class CohortConfig:
             )
         if not self.noise_scale >= 0:
             raise ValueError(f"noise_scale must be non-negative, got {self.noise_scale}")
+        if self.difficulty not in DIFFICULTIES:
+            raise ValueError(
+                f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {self.difficulty!r}"
+            )
 
     @property
     def seconds(self) -> int:
@@ -74,13 +95,20 @@ class CohortConfig:
         Returns
         -------
         dict
-            Field name to value (tuples become lists).
+            Field name to value (tuples become lists); ``difficulty`` is omitted when it is
+            ``"easy"``, so that easy cohorts keep the keys they had before the field existed.
         """
-        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+        data = {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
+        if data["difficulty"] == "easy":
+            del data["difficulty"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> CohortConfig:
         """Build a configuration from :meth:`to_dict` output, ignoring unknown keys.
+
+        A missing ``difficulty`` means ``"easy"`` (what :meth:`to_dict` omits, and what every
+        cohort written before the field existed used).
 
         Parameters
         ----------
@@ -93,7 +121,8 @@ class CohortConfig:
             The configuration.
         """
         names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in names})
+        known = {key: value for key, value in data.items() if key in names}
+        return cls(**{"difficulty": "easy", **known})
 
     def key(self) -> str:
         """Return a short, stable hash of the configuration and the model version.

@@ -2,7 +2,8 @@
 
 One job: :func:`simulate_subject` draws a subject's breathing and turns it into the four
 MESA channels (``EKG``, ``Pleth``, ``Flow``, ``Thor``) plus the true respiration; writing files
-is :mod:`datasets.psg_edf`'s job.
+is :mod:`datasets.psg_edf`'s job.  This docstring is the ``difficulty="easy"`` model; the
+default ``"realistic"`` one (:mod:`datasets.psg_realism`) adds irregularities to its pieces.
 
 The true respiration (``"truth"``, written by :mod:`datasets.psg_edf` as the truth file of
 plain arrays, no pickles) holds, at ``sampling_rate`` = 32 Hz from the start of the recording:
@@ -441,7 +442,8 @@ def simulate_subject(index: int, config: CohortConfig) -> dict[str, object]:
     index : int
         0-based subject index (file number ``index + 1``).
     config : CohortConfig
-        Cohort parameters; ``subjects`` does not influence a subject's signals.
+        Cohort parameters; ``subjects`` does not influence a subject's signals.  With
+        ``difficulty="realistic"`` the subject comes from :mod:`datasets.psg_realism`.
 
     Returns
     -------
@@ -452,6 +454,10 @@ def simulate_subject(index: int, config: CohortConfig) -> dict[str, object]:
     """
     if not 0 <= index < config.subjects:
         raise ValueError(f"index must lie in 0..{config.subjects - 1}, got {index}")
+    if config.difficulty != "easy":
+        from datasets.psg_realism import simulate_realistic  # imports this module
+
+        return simulate_realistic(index, config)
     rng = _subject_rng(index, config)
     seconds = config.seconds
     span = (-_PAD_S, seconds + _PAD_S)
@@ -463,24 +469,31 @@ def simulate_subject(index: int, config: CohortConfig) -> dict[str, object]:
     n_cardiac = seconds * _CARDIAC_RATE
     ecg, ecg_params = _ecg(rng, n_cardiac, breathing, beats, span, motion, noise)
     ppg, ppg_params = _ppg(rng, n_cardiac, breathing, beats, span, motion, noise)
-    t_resp = np.arange(seconds * _RESP_RATE) / _RESP_RATE
-    volume = breathing.volume(t_resp)
+    volume = breathing.volume(np.arange(seconds * _RESP_RATE) / _RESP_RATE)
     pressure, pressure_params = _nasal_pressure(rng, volume, span, noise)
-    belt, belt_params = _thoracic(rng, breathing, t_resp.size, span, noise)
+    belt, belt_params = _thoracic(rng, breathing, volume.size, span, noise)
+    params.update(cardiac, **ecg_params, **ppg_params, **pressure_params, **belt_params)
+    params["motion_events"] = int(motion[0].size)
+    signals = {"EKG": ecg, "Pleth": ppg, "Flow": pressure, "Thor": belt}
+    return _package(breathing, beats, seconds, signals, params)
+
+
+def _package(
+    breathing: _Breathing,
+    beats: np.ndarray,
+    seconds: int,
+    signals: dict[str, np.ndarray],
+    params: dict[str, float],
+) -> dict[str, object]:
+    """The dictionary :func:`simulate_subject` returns (truth arrays from ``breathing``)."""
+    t_resp = np.arange(seconds * _RESP_RATE) / _RESP_RATE
     onsets = breathing.boundaries[(breathing.boundaries >= 0) & (breathing.boundaries < seconds)]
     truth = {
-        "respiration": volume.astype(np.float32),
+        "respiration": breathing.volume(t_resp).astype(np.float32),
         "rate": breathing.rate(t_resp).astype(np.float32),
         "apnea": breathing.apnea(t_resp),
         "breath_onsets": onsets,
         "beat_times": beats[(beats >= 0) & (beats < seconds)],
         "sampling_rate": np.float64(TRUTH_RATE),
     }
-    params.update(cardiac, **ecg_params, **ppg_params, **pressure_params, **belt_params)
-    params["motion_events"] = int(motion[0].size)
-    return {
-        "signals": {"EKG": ecg, "Pleth": ppg, "Flow": pressure, "Thor": belt},
-        "rates": dict(CHANNEL_RATES),
-        "truth": truth,
-        "params": params,
-    }
+    return {"signals": signals, "rates": dict(CHANNEL_RATES), "truth": truth, "params": params}

@@ -6,12 +6,17 @@ has.  The work is split along three modules:
 
 - :mod:`datasets.psg_config`: :class:`CohortConfig`, the parameters of a cohort;
 - :mod:`datasets.psg_model`: the physiological model, :func:`simulate_subject` (one subject);
+- :mod:`datasets.psg_realism`: the ``realistic`` difficulty (irregular breathing, movement,
+  ectopic beats, weak coupling, a realistic nasal cannula) on top of that model;
 - :mod:`datasets.psg_edf`: :func:`write_cohort`, the MESA-layout EDF and truth files.
 
 This module is the command line interface and re-exports their public names, so
 ``from datasets.synthetic_psg import CohortConfig, write_cohort`` keeps working::
 
     python -m datasets.synthetic_psg --subjects 8 --minutes 10 --seed 0 --out DIR --jobs 2
+
+``--difficulty realistic`` (the default) writes the calibrated, realistically hard cohort;
+``--difficulty easy`` the original regular model, byte for byte as before the option existed.
 """
 
 from __future__ import annotations
@@ -20,12 +25,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from datasets.psg_config import CHANNEL_RATES, MODEL_VERSION, TRUTH_RATE, CohortConfig
+from datasets.psg_config import (
+    CHANNEL_RATES,
+    DIFFICULTIES,
+    MODEL_VERSION,
+    TRUTH_RATE,
+    CohortConfig,
+)
 from datasets.psg_edf import edf_path, truth_path, write_cohort
 from datasets.psg_model import simulate_subject
 
 __all__ = [
     "CHANNEL_RATES",
+    "DIFFICULTIES",
     "MODEL_VERSION",
     "TRUTH_RATE",
     "CohortConfig",
@@ -60,6 +72,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--jobs", type=int, default=1, help="parallel workers (default 1)")
     parser.add_argument("--noise-scale", type=float, default=1.0, help="noise multiplier")
+    parser.add_argument(
+        "--difficulty",
+        choices=DIFFICULTIES,
+        default="realistic",
+        help="realistic (default): irregular breathing, movement, ectopic beats, weak and "
+        "variable cardiorespiratory coupling and a realistic nasal cannula, calibrated to be "
+        "about as hard as real sleep recordings; easy: the original regular model",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -86,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             minutes=args.minutes,
             seed=args.seed,
             noise_scale=args.noise_scale,
+            difficulty=args.difficulty,
         )
         if args.out.exists() and not args.out.is_dir():
             raise _UsageError(f"--out is not a folder: {args.out}")

@@ -139,8 +139,9 @@ def component_parts(family: Family, estimator, rows: np.ndarray) -> np.ndarray:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        codes = estimator.transform(rows)
-        origin = estimator.transform(np.zeros((1, rows.shape[1]))) if family.affine else None
+        # reshape: SparsePCA.transform of a single row returns a 1-D array (its ridge solve squeezes)
+        codes = np.asarray(estimator.transform(rows)).reshape(len(rows), -1)
+        origin = np.asarray(estimator.transform(np.zeros((1, rows.shape[1])))).reshape(1, -1) if family.affine else None
     n, k = codes.shape
     offset = np.zeros(rows.shape[1])
     if family.affine:

@@ -140,6 +140,10 @@ class Method(ABC):
     supervised : bool
         Whether :meth:`fit` needs the true sources (``train.targets``); such a method runs
         only on suites that provide them.
+    learns : bool
+        Whether :meth:`fit` learns anything from the training data (False for per-segment
+        heuristics and the mixture floor): a method that learns nothing is scored even where
+        there are no training recordings, and gets no rows trained on other data.
     modalities : tuple of str
         Signal kinds it handles: ``"1d"``, ``"2d"``.
     device_support : str
@@ -172,6 +176,7 @@ class Method(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     supervised: ClassVar[bool] = False
+    learns: ClassVar[bool] = True
     modalities: ClassVar[tuple[Modality, ...]] = ("1d", "2d")
     device_support: ClassVar[str] = "none"
     inputs: ClassVar[tuple[str, ...] | None] = None

@@ -49,7 +49,7 @@ SMALL_QUICK: dict[str, Any] = dict(
 TRIANGLES_QUICK: dict[str, Any] = dict(SMALL_QUICK, lr=3e-3, cpu_bf16=True)
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5,
-    epochs=30, batch_size=16, encoding_activation="linear",
+    epochs=6, batch_size=16, encoding_activation="linear",
 )
 
 # Smoke-test configurations (contract tests, CI): seconds on a CPU.

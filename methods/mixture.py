@@ -14,6 +14,7 @@ class MixtureAsEstimate(Method):
     name = "mixture"
     description = "Trivial floor: the mixture itself as the estimate of every source"
     modalities = ("1d", "2d")
+    learns = False
 
     def __init__(self) -> None:
         pass

@@ -105,7 +105,6 @@ _CHUNK_ROWS = 64
 #: Half-width (s) of the window around an R peak searched for the Q/S trough (``ecg_rav``).
 _QRS_HALF_WIDTH_S = 0.1
 
-
 # ------------------------------------------------------------------------------ helpers
 def _check_band(low: float, high: float, order: int, sampling_rate: float) -> None:
     """Raise ``ValueError`` unless ``0 < low < high < sampling_rate / 2`` and ``order >= 1``."""
@@ -184,6 +183,7 @@ class RespiratoryHeuristic(Method):
     """
 
     supervised: ClassVar[bool] = False
+    learns: ClassVar[bool] = False
     modalities: ClassVar[tuple[str, ...]] = ("1d",)
     device_support: ClassVar[str] = "none"
     dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "neurokit2")

@@ -32,7 +32,7 @@ SMALL_QUICK: dict[str, Any] = dict(
 # same 35,712 samples, seed 0, results/sweeps/); bf16 on AMX CPUs.
 TRIANGLES_QUICK: dict[str, Any] = dict(SMALL_QUICK, lr=3e-3, cpu_bf16=True)
 MESA_QUICK: dict[str, Any] = dict(
-    MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5, epochs=20,
+    MESA_PAPER, channels=(8, 8, 16, 16, 32, 32, 64, 64), hidden=32, kernel_size=5, epochs=5,
     batch_size=16,
 )
 

@@ -84,7 +84,7 @@ def test_registry_and_suites_are_not_empty():
 def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
     cls = REGISTRY[name]
     suite = SUITES[suite_name]
-    params = {**cls.default_params(), **cls.profile_params(suite_name, "tiny", suite.modality)}
+    params = {**cls.default_params(), **cls.profile_params(suite.method_profiles or suite_name, "tiny", suite.modality)}
     if "seed" in params:
         params["seed"] = 0
     fitted: list[tuple[Method, object]] = []
@@ -134,6 +134,8 @@ def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
 
     # candidates: (n, K, *signal_shape), K >= 1, float32, finite
     for method, train in fitted:
+        if not len(train):
+            continue  # a method that learns nothing, fitted where there is no training segment
         n = min(3, len(train))
         mixtures = np.asarray(train.mixtures[:n], dtype=np.float32)
         candidates = method.separate(mixtures)
@@ -146,9 +148,11 @@ def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
         assert np.all(finite.all(axis=-1) | (~finite).all(axis=-1))
         assert finite.any()
 
-    method, train = fitted[0]
+    with_rows = [(m, t) for m, t in fitted if len(t)]  # a method that learns nothing may see no rows
+    method, train = (with_rows or fitted)[0]
     assert _params_equal(method.get_params(), params), "fit changed the constructor parameters"
-    _check_fitted_contract(cls, params, method, train, tmp_path)
+    if with_rows:
+        _check_fitted_contract(cls, params, method, train, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

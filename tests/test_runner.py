@@ -443,7 +443,7 @@ def test_cli_list(cli_results):
     methods_part = out.split("Methods:")[1]
     line = next(line for line in methods_part.splitlines() if line.strip().startswith("supervised_ae"))
     assert "any input, supervised; runs on" in line and "mesa" in line and "triangles" in line
-    assert "nk_ecg_rsp_sarkar2015" in methods_part and "[1d, ECG, blind; runs on mesa]" in methods_part
+    assert "nk_ecg_rsp_sarkar2015" in methods_part and "[1d, ECG, blind; runs on mesa, mesa_public]" in methods_part
     assert "triangles" in out.split("Methods:")[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from scipy.signal import resample_poly
 from benchmark.respiration import respiratory_rate
 from datasets.synthetic_psg import (
     CHANNEL_RATES,
+    DIFFICULTIES,
     TRUTH_RATE,
     CohortConfig,
     edf_path,
@@ -153,6 +155,7 @@ def test_config_validation_and_key() -> None:
         {"seed": -1},
         {"noise_scale": -1.0},
         {"apnea_per_hour": (5.0, 1.0)},
+        {"difficulty": "hard"},
     ):
         with pytest.raises(ValueError):
             CohortConfig(**bad)
@@ -195,8 +198,8 @@ def test_cli_error_exits_without_traceback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--minutes", "abc"], ["--jobs", "0"], ["--minutes", "0"], []],
-    ids=["bad-minutes", "zero-jobs", "zero-minutes", "missing-out"],
+    [["--minutes", "abc"], ["--jobs", "0"], ["--minutes", "0"], [], ["--difficulty", "hard"]],
+    ids=["bad-minutes", "zero-jobs", "zero-minutes", "missing-out", "bad-difficulty"],
 )
 def test_main_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
@@ -211,3 +214,94 @@ def test_main_error_for_other_cohort(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["--subjects", "1", "--minutes", "0.3", "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "another configuration" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- difficulty
+
+#: Keys and array hashes of the easy model, computed before the difficulty option existed.
+EASY_KEY, EASY_SUBJECT_KEY = "c33b99ba7919ef2f", "f6b30d961a5f2c63"
+EASY_ARRAY_HASHES = ["83ee310d55479000", "00ac27eb1e0f9f10"]
+
+
+def _array_hash(subject: dict[str, object]) -> str:
+    digest = hashlib.sha256()
+    for label in ("EKG", "Pleth", "Flow", "Thor"):
+        digest.update(np.ascontiguousarray(subject["signals"][label], dtype=np.float64).tobytes())
+    for name in ("respiration", "rate", "apnea", "breath_onsets", "beat_times"):
+        digest.update(np.ascontiguousarray(subject["truth"][name]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def test_easy_difficulty_keeps_keys_and_signals() -> None:
+    easy = CohortConfig(subjects=12, minutes=15.0, seed=0, difficulty="easy")
+    assert (easy.key(), easy.subject_key()) == (EASY_KEY, EASY_SUBJECT_KEY)
+    assert "difficulty" not in easy.to_dict()
+    assert CohortConfig.from_dict(easy.to_dict()) == easy  # a missing field reads as easy
+    realistic = CohortConfig(subjects=12, minutes=15.0, seed=0)
+    assert realistic.difficulty == "realistic" and DIFFICULTIES == ("easy", "realistic")
+    assert realistic.to_dict()["difficulty"] == "realistic"
+    assert CohortConfig.from_dict(realistic.to_dict()) == realistic
+    assert realistic.key() != EASY_KEY and realistic.subject_key() != EASY_SUBJECT_KEY
+    tiny = CohortConfig(subjects=2, minutes=0.5, seed=0, difficulty="easy")
+    assert [_array_hash(simulate_subject(i, tiny)) for i in range(2)] == EASY_ARRAY_HASHES
+
+
+def _pair(index: int, **kwargs: object) -> tuple[dict[str, object], dict[str, object]]:
+    easy = simulate_subject(index, CohortConfig(difficulty="easy", **kwargs))
+    return easy, simulate_subject(index, CohortConfig(difficulty="realistic", **kwargs))
+
+
+def test_realistic_differs_from_easy_and_is_deterministic() -> None:
+    config = CohortConfig(subjects=3, minutes=1.0, seed=11)
+    easy, realistic = _pair(2, subjects=3, minutes=1.0, seed=11)
+    again = simulate_subject(2, config)
+    more = simulate_subject(2, CohortConfig(subjects=9, minutes=1.0, seed=11))
+    for label in CHANNEL_RATES:
+        assert realistic["signals"][label].shape == easy["signals"][label].shape
+        assert not np.allclose(realistic["signals"][label], easy["signals"][label])
+        np.testing.assert_array_equal(realistic["signals"][label], again["signals"][label])
+        np.testing.assert_array_equal(realistic["signals"][label], more["signals"][label])
+    assert not np.allclose(realistic["truth"]["respiration"], easy["truth"]["respiration"])
+    other = simulate_subject(2, CohortConfig(subjects=3, minutes=1.0, seed=12))
+    assert not np.allclose(realistic["signals"]["EKG"], other["signals"]["EKG"])
+
+
+def _zero_runs(x: np.ndarray) -> np.ndarray:
+    """Lengths (samples) of the runs of exact zeros in ``x``."""
+    edges = np.diff(np.concatenate([[0], (x == 0).astype(np.int8), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def test_realistic_has_ectopic_beats_pauses_and_irregular_breathing() -> None:
+    easy_cv, real_cv, real_pauses, easy_pauses = [], [], 0, 0
+    for index in range(4):
+        easy, real = _pair(index, subjects=4, minutes=6.0, seed=0)
+        for subject, cvs in ((easy, easy_cv), (real, real_cv)):
+            intervals = np.diff(subject["truth"]["breath_onsets"])
+            cvs.append(intervals.std() / intervals.mean())
+            assert 6.0 <= subject["truth"]["rate"].min() and subject["truth"]["rate"].max() <= 30
+        # central pauses: the true volume rests at exactly 0 for 2 s or more
+        real_pauses += int(np.sum(_zero_runs(real["truth"]["respiration"]) >= 2 * TRUTH_RATE))
+        easy_pauses += int(np.sum(_zero_runs(easy["truth"]["respiration"]) >= 2 * TRUTH_RATE))
+        if index == 0:  # a subject with ectopy: premature beats followed by a long pause
+            rr = np.diff(real["truth"]["beat_times"])
+            early = np.flatnonzero(rr[1:-1] < 0.85 * rr[:-2]) + 1
+            assert real["params"]["ectopic_per_min"] > 1.0 and early.size >= 3
+            before, after = rr[early - 1], rr[early + 1]
+            assert np.sum(after > 1.05 * before) >= 2  # a pause longer than the normal cycle
+            easy_rr = np.diff(easy["truth"]["beat_times"])
+            assert np.all(easy_rr[1:] > 0.85 * easy_rr[:-1])
+    assert easy_pauses == 0 and real_pauses >= 2
+    assert np.mean(real_cv) > 1.5 * np.mean(easy_cv)
+
+
+def test_cli_difficulty_easy_matches_write_cohort(tmp_path: Path) -> None:
+    config = CohortConfig(subjects=1, minutes=0.3, seed=2, difficulty="easy")
+    write_cohort(config, tmp_path / "api", progress=False)
+    args = ["--subjects", "1", "--minutes", "0.3", "--seed", "2", "--quiet"]
+    assert main([*args, "--difficulty", "easy", "--out", str(tmp_path / "cli")]) == 0
+    for path in (edf_path, truth_path):
+        assert path(tmp_path / "cli", 0).read_bytes() == path(tmp_path / "api", 0).read_bytes()
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    stored = json.loads((tmp_path / "default" / "cohort.json").read_text())["config"]
+    assert stored["difficulty"] == "realistic"

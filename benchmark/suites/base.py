@@ -183,6 +183,15 @@ class Suite(ABC):
     scoring_version : int
         Version of the suite's data and scoring code: bump it when they change results (part of
         every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it).
+    method_profiles : str or None
+        Suite whose entries of the methods' ``profiles`` apply (default: this suite's own name),
+        for a suite that is another suite's protocol on other data.
+    in_all : bool
+        Whether ``--suite all`` runs it (False for a suite whose data must be downloaded).
+    models_shared_with : str or None
+        Suite whose fitted models :meth:`run_cell` may reuse: the runner then passes
+        ``sibling_model_dir``, where that suite's cell of the same method, seed and
+        parameters keeps its checkpoint (on the data of ``DataHandle.info["sibling_data_key"]``).
     """
 
     name: str = ""
@@ -198,6 +207,9 @@ class Suite(ABC):
     n_examples: int = 6
     profiles: dict[str, dict[str, Any]] = {}
     dependencies: tuple[str, ...] = ("numpy", "scipy")
+    method_profiles: str | None = None
+    in_all: bool = True
+    models_shared_with: str | None = None
     scoring_version: int = 1
 
     # ------------------------------------------------------------ settings

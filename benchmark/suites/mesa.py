@@ -24,6 +24,7 @@ Protocol, per input (ECG, PPG) and method:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,6 @@ import pandas as pd
 import methods
 from benchmark.errors import CellSkipped
 from benchmark.keys import digest
-from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.metrics import abs_rate_error, get_metric
 from benchmark.respiration import rates
 from benchmark.scoring import item_key, score_metrics, score_row
@@ -45,6 +45,7 @@ from benchmark.source_choice import (
 )
 from benchmark.statistics import group_means
 from benchmark.store import atomic_save_npz
+from benchmark.suites._mesa_tables import mesa_markdown
 from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
@@ -79,8 +80,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     # Paper protocol: 1,000 recordings drawn, 500 train / 500 test. The synthetic
     # fallback is a larger cohort for GPU runs.
     "paper": {"cohort": {"subjects": 120, "minutes": 60.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
-    # 2-core CPU budget (one seed of the whole suite within 20 minutes).
-    "quick": {"cohort": {"subjects": 12, "minutes": 15.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
+    # 2-core CPU budget: 1,104 training segments (23 recordings x 48), one seed of the whole
+    # suite within 20 minutes.
+    "quick": {"cohort": {"subjects": 50, "minutes": 50.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0},
     "tiny": {"cohort": {"subjects": 4, "minutes": 3.0}, "n_select": 1000, "n_train": 500, "valid_fraction": 0.34, "data_seed": 0},
 }
 
@@ -94,6 +96,22 @@ PAPER_TABLE_2 = [
 ]
 PAPER_THORACIC_VS_NASAL = 1.33
 THORACIC_ROW = "thoracic belt (reference signal)"
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Segments on which a multi-output method's respiratory output is chosen."""
+
+    data: dict[str, np.ndarray]
+    rows: np.ndarray
+    split: str
+    reference: dict[str, np.ndarray]
+    input_name: str = ""
+
+
+def _load_rates(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as stored:
+        return {k: stored[k] for k in stored.files}
 
 
 class MesaSuite(Suite):
@@ -191,57 +209,116 @@ class MesaSuite(Suite):
 
     def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
         cache = SegmentCache(handle.paths["segments"])
-        with np.load(handle.paths["reference_rates"]) as stored:
-            reference = {k: stored[k] for k in stored.files}
+        reference = _load_rates(handle.paths["reference_rates"])
         outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}})
         for input_name in handle.info["signals"]:
             probe = factory()
             reason = probe.check_input(input_name)
             if reason is None:
-                reason = self._run_input(factory, probe.supervised, cache, reference, input_name, handle, model_dir, outcome)
+                reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
             if reason is not None:
                 outcome.details["skipped_inputs"][input_name] = reason
         if not outcome.scores:
             raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
         return outcome
 
-    def _run_input(self, factory, supervised, cache, reference, input_name, handle, model_dir, outcome) -> str | None:
-        train_data, valid_data, test_data = (cache.split(s) for s in ("train", "valid", "test"))
+    def _fit(self, factory, probe, cache, reference, input_name, model_dir) -> tuple | str:
+        """Fit on a cache's training recordings: ``(method, selection, fit_seconds, reloaded)`` or why not.
+
+        A method that learns nothing is fitted on no rows when the cache has no training
+        recording; the selection (where a multi-output method's output is chosen) is the
+        validation recordings, else the first training segments.
+        """
+        train_data, valid_data = cache.split("train"), cache.split("valid")
         if input_name not in train_data:
             return f"{input_name} is not in the segment cache"
-        train_rows = self._rows(train_data, input_name, supervised)
-        test_rows = self._rows(test_data, input_name, False)
-        if supervised and not len(train_rows) and len(self._rows(train_data, input_name, False)):
+        train_rows = self._rows(train_data, input_name, probe.supervised)
+        if probe.supervised and not len(train_rows) and len(self._rows(train_data, input_name, False)):
             return f"supervised: no training {input_name} segment has its nasal-pressure target"
-        if not len(train_rows) or not len(test_rows):
-            return f"no {input_name} segments in the {'training' if not len(train_rows) else 'test'} recordings"
+        if probe.learns and not len(train_rows):
+            return f"no {input_name} segments in the training recordings"
         valid_rows = self._rows(valid_data, input_name, False)
-        selection_data, selection_rows, selection_split = valid_data, valid_rows, "valid"
-        if not len(valid_rows):
-            selection_data, selection_rows, selection_split = train_data, train_rows[:64], "train"
-
-        train = self._split(train_data, train_rows, input_name, supervised)
-        valid = self._split(valid_data, valid_rows, input_name, supervised) if len(valid_rows) else None
+        selection = _Selection(valid_data, valid_rows, "valid", reference) if len(valid_rows) else \
+            _Selection(train_data, train_rows[:64], "train", reference)
+        train = self._split(train_data, train_rows, input_name, probe.supervised)
+        valid = self._split(valid_data, valid_rows, input_name, probe.supervised) if len(valid_rows) else None
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir / input_name if model_dir else None)
+        return method, selection, fit_seconds, reloaded, len(train_rows)
 
-        start = time.perf_counter()
+    def _run_input(self, factory, probe, cache, reference, input_name, model_dir, outcome) -> str | None:
+        test_data = cache.split("test")
+        test_rows = self._rows(test_data, input_name, False) if input_name in test_data else np.array([], int)
+        if not len(test_rows):
+            return f"no {input_name} segments in the test recordings"
+        fitted = self._fit(factory, probe, cache, reference, input_name, model_dir)
+        if isinstance(fitted, str):
+            return fitted
+        method, selection, fit_seconds, reloaded, n_train = fitted
+        evaluated = self._evaluate(method, selection, test_data, test_rows, reference, input_name, "", outcome)
+        if isinstance(evaluated, str):
+            return evaluated
+        rules, chooser, k_outputs, examples, test_rates, extra, seconds = evaluated
+        # Only what the figures show, in float16: every output of one segment, the chosen one of a few.
+        outcome.arrays[f"{input_name}__example_outputs"] = examples[0].astype(np.float16)
+        shown = next(iter(rules.values()))
+        outcome.arrays[f"{input_name}__example_estimates"] = examples[:, shown].astype(np.float16)
+        outcome.arrays[f"{input_name}__example_rows"] = test_rows[:N_EXAMPLES]
+        outcome.arrays[f"{input_name}__test_rates"] = test_rates[shown].astype(np.float32)
+        outcome.arrays[f"{input_name}__test_rows"] = test_rows
+        outcome.details["inputs"][input_name] = {
+            "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra,
+            "n_train": n_train, "n_test": len(test_rows),
+            "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
+            "training_events": getattr(method, "training_events_", None),
+            "training_budget": getattr(method, "training_budget_", None),
+            "n_parameters": getattr(method, "n_parameters_", None),
+        }
+        for name, value in (("fit", fit_seconds), ("select", seconds[0]), ("score", seconds[1])):
+            outcome.timings[name] = outcome.timings.get(name, 0.0) + value
+            outcome.timings[f"{name}_{input_name}"] = value
+        return None
+
+    def _choose(self, method, selection: _Selection) -> tuple[dict[str, int], str | None, int, dict] | None:
+        """Which output each rule takes, chosen on the selection segments."""
         candidate_rates, band_shares = [], []
-        selection_inputs = RowView(selection_data[input_name], selection_rows)
-        for first in range(0, len(selection_rows), CHUNK):
-            batch = method.separate(selection_inputs[first : first + CHUNK])
+        inputs = RowView(selection.data[selection.input_name], selection.rows)
+        for first in range(0, len(selection.rows), CHUNK):
+            batch = method.separate(inputs[first : first + CHUNK])
             candidate_rates.append(rates(batch.reshape(-1, batch.shape[-1]), SAMPLING_RATE, EDGE_CROP).reshape(batch.shape[:2]))
             band_shares.append(band_power_share(batch, SAMPLING_RATE))
+        if not candidate_rates:
+            return None
         candidate_rates = np.concatenate(candidate_rates)
         k_outputs = candidate_rates.shape[1]
+        n = len(selection.data[selection.input_name])
         chooser = next((name for name in CHOICE_REFERENCES if np.isfinite(
-            reference.get(f"{selection_split}__{name}", np.full(len(selection_data[input_name]), np.nan))[selection_rows]).any()), None)
+            selection.reference.get(f"{selection.split}__{name}", np.full(n, np.nan))[selection.rows]).any()), None)
         by_spectrum, band_shares = choose_by_spectrum(np.concatenate(band_shares))
         reference_maes = None
-        if chooser is None:  # no reference rate on the selection segments: only the blind rule can choose
+        if chooser is not None:
+            by_reference, reference_maes = choose_by_reference(candidate_rates, selection.reference[f"{selection.split}__{chooser}"][selection.rows])
+        if k_outputs == 1:
+            rules = {"reference": 0}
+        elif chooser is None:  # no reference rate on the selection segments: only the blind rule can choose
             rules = {"spectral": by_spectrum}
         else:
-            by_reference, reference_maes = choose_by_reference(candidate_rates, reference[f"{selection_split}__{chooser}"][selection_rows])
-            rules = {"reference": by_reference} if k_outputs == 1 else {"reference": by_reference, "spectral": by_spectrum}
+            rules = {"reference": by_reference, "spectral": by_spectrum}
+        extra = {"selection_split": selection.split, "selection_segments": len(selection.rows),
+                 "selection_mae_vs_reference": reference_maes, "selection_band_share": band_shares}
+        return rules, chooser, k_outputs, extra
+
+    def _evaluate(self, method, selection, test_data, test_rows, reference, input_name, prefix, outcome) -> tuple | str:
+        """Choose the output(s), rate the test segments and add every score row to ``outcome``.
+
+        ``prefix`` starts every row's variant (``"sim-to-real"``: trained on other data).
+        """
+        start = time.perf_counter()
+        chosen_rules = self._choose(method, replace(selection, input_name=input_name))
+        if chosen_rules is None:  # no segment to choose on: fine for a single output
+            if method.separate(RowView(test_data[input_name], test_rows[:1])[:1]).shape[1] != 1:
+                return "no validation or training recordings to choose its respiratory output on"
+            chosen_rules = ({"reference": 0}, None, 1, {"selection_split": None, "selection_segments": 0})
+        rules, chooser, k_outputs, extra = chosen_rules
         select_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -254,13 +331,12 @@ class MesaSuite(Suite):
         test_truth = RowView(test_data[TRUTH], test_rows) if has_truth else None
         for first in range(0, len(test_rows), CHUNK):
             batch = method.separate(test_inputs[first : first + CHUNK])
-            truth = test_truth[first : first + CHUNK] if has_truth else None
             if examples is None:
                 examples = batch[:N_EXAMPLES]
             for k in chosen:
                 estimates[k].append(rates(batch[:, k], SAMPLING_RATE, EDGE_CROP))
                 if has_truth:
-                    correlations[k].append(get_metric("waveform_corr").per_item(batch[:, k], truth))
+                    correlations[k].append(get_metric("waveform_corr").per_item(batch[:, k], test_truth[first : first + CHUNK]))
         test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
         score_seconds = time.perf_counter() - start
 
@@ -268,53 +344,33 @@ class MesaSuite(Suite):
                    if f"test__{t}" in reference and np.isfinite(reference[f"test__{t}"][test_rows]).any()]
         recordings = np.asarray(test_data["recording"])[test_rows]
         for rule, k in rules.items():
-            variant = "blind choice" if rule == "spectral" else (
-                "" if chooser == CHOICE_REFERENCES[0] or k_outputs == 1 else f"chosen on {chooser}")
-            rows, items = [], {}
+            words = [prefix] if prefix else []
+            if rule == "spectral":
+                words.append("blind choice")
+            elif chooser is not None and chooser != CHOICE_REFERENCES[0] and k_outputs > 1:
+                words.append(f"chosen on {chooser}")
+            variant = ", ".join(words)
             for target in targets:
                 target_rates = reference[f"test__{target}"][test_rows]
-                target_rows, target_items = score_metrics(test_rates[k], target_rates, AGREEMENT, input_name, target, variant)
+                rows, items = score_metrics(test_rates[k], target_rates, AGREEMENT, input_name, target, variant)
                 per_recording = abs_rate_error(group_means(test_rates[k], recordings), group_means(target_rates, recordings))
-                target_rows.append(score_row(input_name, target, "mae_bpm_recording", per_recording, variant))
-                target_items[item_key(input_name, target, "mae_bpm_recording", variant)] = per_recording.astype(np.float32)
-                rows += target_rows
-                items.update(target_items)
-            coverage_rows, coverage_items = score_metrics(test_rates[k], None, ("coverage",), input_name, "any", variant)
-            rows += coverage_rows
-            items.update(coverage_items)
-            if has_truth:
-                corr = np.concatenate(correlations[k])
-                rows.append(score_row(input_name, TRUTH, "waveform_corr", corr, variant))
-                items[item_key(input_name, TRUTH, "waveform_corr", variant)] = corr.astype(np.float32)
+                rows.append(score_row(input_name, target, "mae_bpm_recording", per_recording, variant))
+                items[item_key(input_name, target, "mae_bpm_recording", variant)] = per_recording.astype(np.float32)
+                outcome.scores += rows
+                outcome.arrays.update(items)
+            rows, items = score_metrics(test_rates[k], None, ("coverage",), input_name, "any", variant)
             outcome.scores += rows
             outcome.arrays.update(items)
-
-        # Only what the figures show, in float16: every output of one segment, the chosen one of a few.
-        outcome.arrays[f"{input_name}__example_outputs"] = examples[0].astype(np.float16)
-        shown = next(iter(rules.values()))
-        outcome.arrays[f"{input_name}__example_estimates"] = examples[:, shown].astype(np.float16)
-        outcome.arrays[f"{input_name}__example_rows"] = test_rows[:N_EXAMPLES]
-        outcome.arrays[f"{input_name}__test_rates"] = test_rates[shown].astype(np.float32)
-        outcome.arrays[f"{input_name}__test_rows"] = test_rows
-        outcome.details["inputs"][input_name] = {
-            "outputs": k_outputs, "choice": rules, "choice_reference": chooser, "selection_split": selection_split,
-            "selection_segments": len(selection_rows), "selection_mae_vs_reference": reference_maes,
-            "selection_band_share": band_shares, "n_train": len(train_rows), "n_test": len(test_rows),
-            "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
-            "training_events": getattr(method, "training_events_", None),
-            "training_budget": getattr(method, "training_budget_", None),
-            "n_parameters": getattr(method, "n_parameters_", None),
-        }
-        for name, seconds in (("fit", fit_seconds), ("select", select_seconds), ("score", score_seconds)):
-            outcome.timings[name] = outcome.timings.get(name, 0.0) + seconds
-            outcome.timings[f"{name}_{input_name}"] = seconds
-        return None
+            if has_truth:
+                corr = np.concatenate(correlations[k])
+                outcome.scores.append(score_row(input_name, TRUTH, "waveform_corr", corr, variant))
+                outcome.arrays[item_key(input_name, TRUTH, "waveform_corr", variant)] = corr.astype(np.float32)
+        return rules, chooser, k_outputs, examples, test_rates, extra, (select_seconds, score_seconds)
 
     # ------------------------------------------------------------ leaderboard
     def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured agreement of the reference signals themselves (no method, no seed)."""
-        with np.load(handle.paths["reference_rates"]) as stored:
-            reference = {k: stored[k] for k in stored.files}
+        reference = _load_rates(handle.paths["reference_rates"])
         recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
         rows = []
         targets = [t for t in ("nasal_pressure", TRUTH) if f"test__{t}" in reference]
@@ -342,60 +398,24 @@ class MesaSuite(Suite):
         return rows
 
     def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        data = manifest.get("data", {})
-        synthetic = data.get("synthetic", True)
-        summary = data.get("summary", {})
-        splits = summary.get("splits", {})
-        counts = ", ".join(f"{s}: {len(splits[s].get('recordings', []))} recordings / {splits[s].get('segments', '?')} segments" for s in ("train", "valid", "test") if s in splits)
-        if synthetic:
-            cohort = data.get("cohort") or {}
-            title = f"SYNTHETIC COHORT ({cohort.get('subjects')} subjects x {cohort.get('minutes')} min, seed {cohort.get('seed')}) — not MESA data"
-        else:
-            title = f"MESA, {sum(len(splits[s].get('recordings', [])) for s in splits)} recordings"
-        table = leaderboard.copy()
-        table["method"] = table["method"] + " (" + table["input"] + ")"
-        table["input"] = "row"
-        columns = [c for c in self.markdown_columns(table, "row") if c.metric in self.table_2_metrics]
-        lines = [
-            f"# Respiration from ECG/PPG — {title} — profile `{manifest.get('profile')}`",
-            "",
-            f"Paper Table 2 layout: respiratory-rate MAE in breaths/min on the test recordings ({counts}). "
-            f"Rates from NeuroKit2 troughs after cropping {data.get('edge_crop')} samples per edge. "
-            "Multi-output methods: the respiratory output is chosen on the validation recordings by "
-            "lowest MAE vs nasal pressure; rows marked *blind choice* use the label-free spectral rule "
-            f"(largest power share in {data.get('respiratory_band_hz')} Hz). Measured rows: mean ± std over seeds "
-            f"{manifest.get('seeds')}; device `{manifest.get('device')}`. Rows marked *paper* are the "
-            "values the paper reports on real MESA data, for reference only"
-            + (" — they are not comparable to numbers measured on the synthetic cohort." if synthetic else "."),
-            "",
-            "",
-        ]
-        return "\n".join(lines) + markdown_table(table, columns) + self._agreement_markdown(leaderboard)
+        return mesa_markdown(self, leaderboard, manifest, self.data_title(manifest.get("data", {})))
 
-    def _agreement_markdown(self, leaderboard: pd.DataFrame) -> str:
-        """Second table: the field's agreement statistics, one row per method, input and reference."""
-        metrics = [m for m in self.metrics if m not in self.table_2_metrics]
-        table = leaderboard[leaderboard["metric"].isin(metrics) & (leaderboard["target"] != "any")].copy()
-        if table.empty:
-            return ""
-        table["method"] = table["method"] + " (" + table["input"] + ") vs " + table["target"].str.replace("_", " ")
-        table["input"], table["target"] = "row", "agreement"
-        columns = [ColumnSpec(f"{get_metric(m).label} {get_metric(m).arrow}", "row", "agreement", m, get_metric(m).digits) for m in metrics]
-        return (
-            "\n## Agreement with each reference (breaths/min)\n\n"
-            "On the test segments where both have a rate: bias = mean(estimate − reference), 95 % limits "
-            "of agreement = bias ± 1.96 SD (Bland-Altman), RMSE, share of segments within 2 breaths/min; "
-            "MAE per recording compares each recording's mean rates (segments of one recording are not "
-            "independent).\n\n" + markdown_table(table, columns)
-        )
+    def data_title(self, data: dict[str, Any]) -> str:
+        """What the data is, for the leaderboard's title."""
+        splits = data.get("summary", {}).get("splits", {})
+        if data.get("synthetic", True):
+            cohort = data.get("cohort") or {}
+            return f"SYNTHETIC COHORT ({cohort.get('subjects')} subjects x {cohort.get('minutes')} min, seed {cohort.get('seed')}) — not MESA data"
+        return f"MESA, {sum(len(splits[s].get('recordings', [])) for s in splits)} recordings"
 
     def make_figures(self, records, arrays, handle, out_dir):
         from benchmark.figures import bland_altman_figure, mesa_examples_figure, mesa_outputs_figure
 
         cache = SegmentCache(handle.paths["segments"])
         test = cache.split("test")
-        with np.load(handle.paths["reference_rates"]) as stored:
-            nasal_rates = stored["test__nasal_pressure"]
+        stored = _load_rates(handle.paths["reference_rates"])
+        shown = next((name for name in CHOICE_REFERENCES if np.isfinite(stored.get(f"test__{name}", [np.nan])).any()), "nasal_pressure")
+        nasal_rates = stored.get(f"test__{shown}", np.full(len(test["recording"]), np.nan))
         paths = []
         for input_name in handle.info["signals"]:
             per_method, rates_by_method, outputs = {}, {}, None
@@ -416,7 +436,7 @@ class MesaSuite(Suite):
             paths.append(mesa_examples_figure(signals, input_name, per_method, out_dir / f"examples_{input_name}.png"))
             if outputs is not None:
                 paths.append(mesa_outputs_figure(np.asarray(test[input_name][rows[0]]), outputs[0], outputs[1], input_name, out_dir / f"{outputs[2]}_outputs_{input_name}.png"))
-            paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png"))
+            paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png", shown.replace("_", " ")))
         return paths
 
 

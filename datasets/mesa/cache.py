@@ -279,12 +279,16 @@ def build_segment_cache(
     n_jobs: int = 1,
     progress: bool = True,
     valid_fraction: float = 0.1,
+    pinned_test: Sequence[str] = (),
 ) -> SegmentCache:
     """Preprocess a MESA-style data folder into a cached, split set of segments.
 
-    Recordings are split with :func:`split_recordings`, then processed in parallel, one
-    recording per task, each writing its segments to small files in a temporary folder;
-    these are finally concatenated split by split into float32 ``.npy`` files, streamed part
+    Recordings are read first, in a seeded random order until ``n_select`` of them are usable
+    (or none are left), in parallel, one recording per task, each writing its segments to
+    small files in a temporary folder; the usable ones (read without error, with at least one
+    segment) are then split with :func:`split_recordings`, so an unreadable file never takes
+    a place in a split.  Their segments are
+    finally concatenated split by split into float32 ``.npy`` files, streamed part
     by part with plain file writes (:class:`datasets.npy.NpyWriter`, no memory map), so the
     resident memory of the workers and of the calling process does not grow with the number
     of recordings.  Layout of ``cache_dir/mesa-<key>/``::
@@ -311,7 +315,7 @@ def build_segment_cache(
         Preprocessing parameters (None: defaults).
     cache_dir : str or Path
         Folder holding caches; created if missing.
-    seed, n_select, n_train, valid_fraction
+    seed, n_select, n_train, valid_fraction, pinned_test
         Split parameters, see :func:`split_recordings`.
     max_recordings : int, optional
         Only consider the first ``max_recordings`` files (sorted by name), for quick runs.
@@ -348,16 +352,16 @@ def build_segment_cache(
         raise NoUsableRecordingsError(f"no EDF recordings found in {data_dir}")
     if len({p.stem for p in paths}) != len(paths):
         raise ValueError(f"recording file names in {data_dir} are not unique")
-    split = split_recordings([p.stem for p in paths], seed, n_select, n_train, valid_fraction)
+    split_params = {"seed": seed, "n_select": n_select, "n_train": n_train, "valid_fraction": valid_fraction}
+    if pinned_test:
+        split_params["pinned_test"] = sorted(pinned_test)
     key = _hash(
         {
             "config": config.key(),
             "files": [[_file_stamp(p), _file_stamp(truth_file(p))] for p in paths],
-            "seed": seed,
-            "n_select": n_select,
-            "n_train": n_train,
-            "valid_fraction": valid_fraction,
+            **split_params,
             "signals": signals,
+            "split_rule": "over readable recordings",
         }
     )
     cache_dir = Path(cache_dir)
@@ -369,7 +373,7 @@ def build_segment_cache(
     _remove_stale_tmp_dirs(cache_dir, key)
     tmp = Path(tempfile.mkdtemp(prefix=f".mesa-{key}.tmp-{os.getpid()}-", dir=cache_dir))
     try:
-        summary = _build(paths, split, config, signals, tmp, n_jobs, progress, data_dir)
+        summary = _build(paths, split_params, config, signals, tmp, n_jobs, progress, data_dir)
         summary.update(
             key=key,
             seed=seed,
@@ -377,6 +381,7 @@ def build_segment_cache(
             n_train=n_train,
             valid_fraction=valid_fraction,
             max_recordings=max_recordings,
+            pinned_test=sorted(pinned_test),
         )
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
         try:
@@ -390,9 +395,34 @@ def build_segment_cache(
     return SegmentCache(target)
 
 
+def _usable(meta: dict) -> bool:
+    return "error" not in meta and meta["segments"] > 0
+
+
+def _read_in_order(
+    paths: list[Path], split_params: dict, config: PreprocessConfig, signals: tuple[str, ...],
+    parts: Path, n_jobs: int, progress: bool,
+) -> tuple[list[dict], int]:
+    """Process recordings in a seeded random order until ``n_select`` are usable.
+
+    Returns the metadata of every processed recording and how many were left unread.
+    """
+    order = [paths[i] for i in np.random.default_rng(split_params["seed"]).permutation(len(paths))]
+    pinned = set(split_params.get("pinned_test", ()))
+    order = [p for p in order if p.stem in pinned] + [p for p in order if p.stem not in pinned]
+    metas: list[dict] = []
+    wanted = split_params["n_select"] + len(pinned)
+    start = 0
+    while start < len(order) and sum(_usable(m) for m in metas) < wanted:
+        batch = order[start : start + wanted - sum(_usable(m) for m in metas)]
+        start += len(batch)
+        metas += _run_workers(batch, config, signals, parts, n_jobs, progress)
+    return metas, len(order) - start
+
+
 def _build(
     paths: list[Path],
-    split: dict[str, list[str]],
+    split_params: dict,
     config: PreprocessConfig,
     signals: tuple[str, ...],
     tmp: Path,
@@ -400,33 +430,33 @@ def _build(
     progress: bool,
     data_dir: str | Path,
 ) -> dict[str, object]:
-    """Process the selected recordings, write all splits into ``tmp``; return the summary."""
-    by_id = {p.stem: p for p in paths}
-    selected = [by_id[i] for name in SPLITS for i in split[name]]
-    metas = {
-        m["id"]: m for m in _run_workers(selected, config, signals, tmp / "parts", n_jobs, progress)
-    }
+    """Read recordings, split the usable ones, write all splits into ``tmp``; return the summary."""
+    processed, not_read = _read_in_order(paths, split_params, config, signals, tmp / "parts", n_jobs, progress)
+    metas = {m["id"]: m for m in processed}
     skipped = []
-    for name in SPLITS:
-        for record_id in split[name]:
-            if "error" in metas[record_id]:
-                reason = metas[record_id]["error"]
-                logger.warning("skipping %s: %s", metas[record_id]["file"], reason)
-                skipped.append({"file": metas[record_id]["file"], "split": name, "reason": reason})
-    usable = [m for m in metas.values() if "error" not in m and m["segments"] > 0]
+    for meta in sorted(processed, key=lambda m: m["id"]):
+        if not _usable(meta):
+            reason = meta.get("error") or "no segment passed the heart-rate and availability checks"
+            logger.warning("skipping %s: %s", meta["file"], reason)
+            skipped.append({"file": meta["file"], "reason": reason})
+    usable = sorted(m["id"] for m in processed if _usable(m))
     if not usable:
         raise NoUsableRecordingsError(
             f"no usable recording in {data_dir}: {len(skipped)} of {len(metas)} unreadable or "
             f"unusable, the rest without a segment passing the heart-rate filter"
         )
+    pinned = [i for i in split_params.get("pinned_test", ()) if i in usable]
+    split = split_recordings(
+        usable, split_params["seed"], split_params["n_select"], split_params["n_train"],
+        split_params["valid_fraction"], pinned_test=pinned,
+    )
     channels = _stored_channels(config, signals)
-    if any(m.get("has_truth") for m in usable):
+    if any(metas[i].get("has_truth") for i in usable):
         channels.append(TRUE_RESPIRATION)
     splits = {}
     for name in SPLITS:
         assigned = [metas[i] for i in split[name]]
-        parts = [m for m in assigned if "error" not in m and m["segments"] > 0]
-        missing = _write_split(parts, channels, tmp / name, config.segment_length)
+        missing = _write_split(assigned, channels, tmp / name, config.segment_length)
         splits[name] = _summarize_split(assigned, missing)
     shutil.rmtree(tmp / "parts")
     return {
@@ -437,6 +467,8 @@ def _build(
         "sampling_rate": config.target_rate,
         "segment_length": config.segment_length,
         "candidates": len(paths),
+        "not_read": not_read,
+        "split_rule": "drawn over the recordings that were read successfully",
         "splits": splits,
         "skipped": skipped,
         "missing_channels": {

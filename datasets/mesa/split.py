@@ -54,6 +54,7 @@ def split_recordings(
     n_select: int = 1000,
     n_train: int = 500,
     valid_fraction: float = 0.1,
+    pinned_test: Sequence[str] = (),
 ) -> dict[str, list[str]]:
     """Split recordings (never segments) into training, validation and test recordings.
 
@@ -63,9 +64,13 @@ def split_recordings(
     2. the first ``n_train`` go to training and the rest to test; when fewer than ``n_select``
        recordings exist, training gets the same proportion, ``floor(m * n_train / n_select)``
        (half with the defaults), but at least one recording and, when ``m >= 2``, leaving at
-       least one for test;
+       least one for test; a single recording is a test recording (methods that learn nothing
+       can still be scored on it, none can be trained and tested on it);
     3. ``round(valid_fraction * n_train_recordings)`` of the training recordings (at least one
        when there are three or more) become validation recordings.
+
+    Recordings in ``pinned_test`` take no part in the draw and are always test recordings
+    (for example the only recording of a public data set that has a PPG channel).
 
     Parameters
     ----------
@@ -79,6 +84,8 @@ def split_recordings(
         Training recordings among them, validation included (500 in the paper).
     valid_fraction : float
         Fraction of the training recordings used for validation.
+    pinned_test : sequence of str
+        Identifiers (among ``ids``) that always go to the test split.
 
     Returns
     -------
@@ -86,6 +93,9 @@ def split_recordings(
         Sorted, disjoint ``"train"``, ``"valid"`` and ``"test"`` identifiers.
     """
     ids = [str(i) for i in ids]
+    pinned = sorted({str(i) for i in pinned_test})
+    if set(pinned) - set(ids):
+        raise ValueError(f"pinned test recordings not among the recordings: {sorted(set(pinned) - set(ids))}")
     if not ids:
         raise ValueError("no recordings to split")
     if len(set(ids)) != len(ids):
@@ -94,12 +104,15 @@ def split_recordings(
         raise ValueError(f"need 0 < n_train <= n_select, got {n_train} and {n_select}")
     if not 0 <= valid_fraction < 1:
         raise ValueError(f"valid_fraction must lie in [0, 1), got {valid_fraction}")
+    ids = [i for i in ids if i not in pinned]
+    if not ids:
+        return {"train": [], "valid": [], "test": pinned}
     rng = np.random.default_rng(seed)
     m = min(n_select, len(ids))
     chosen = [ids[i] for i in rng.choice(len(ids), size=m, replace=False)]
     rng.shuffle(chosen)
     n_tr = n_train if m == n_select else (m * n_train) // n_select
-    n_tr = max(1, min(n_tr, m - 1)) if m >= 2 else m
+    n_tr = max(1, min(n_tr, m - 1)) if m >= 2 else 0
     n_valid = round(valid_fraction * n_tr)
     if n_tr >= 3:
         n_valid = min(max(n_valid, 1), n_tr - 1)
@@ -107,5 +120,5 @@ def split_recordings(
     return {
         "train": sorted(train[n_valid:]),
         "valid": sorted(train[:n_valid]),
-        "test": sorted(test),
+        "test": sorted([*test, *pinned]),
     }

@@ -1,0 +1,167 @@
+"""The MESA protocol on real recordings from public packages (``--data public``).
+
+Data: the real ECG/PPG recordings with a simultaneous respiration reference shipped in the
+``systole`` and ``pyphysio`` wheels (:mod:`datasets.public_recordings`), fetched with pip,
+checksum-verified, cut by time into MESA-layout EDF recordings and read by the MESA reader.
+They are two subjects, so the leaderboard says so.  The reference is the respiration belt
+(``thoracic``); neither package has nasal pressure, so multi-output methods choose their
+output on the belt and the nasal-pressure columns are empty.
+
+Every method that learns from data gets two kinds of rows:
+
+- trained on the public recordings' own training split (a few minutes of one subject: far too
+  little for a network, reported as it is);
+- **sim-to-real**: the very model of the synthetic MESA suite's cell with the same method,
+  seed and parameters (trained on the synthetic cohort of the same profile; its checkpoint is
+  reused when that cell has run), its output chosen on the synthetic validation recordings,
+  and tested on the public test recordings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.errors import CellSkipped
+from benchmark.keys import digest
+from benchmark.suites.base import (
+    BenchmarkError,
+    CellOutcome,
+    DataHandle,
+    MethodFactory,
+    SuiteOptions,
+)
+from benchmark.suites.mesa import EDGE_CROP, MesaSuite, _load_rates
+from datasets.mesa import (
+    NoUsableRecordingsError,
+    PreprocessConfig,
+    SegmentCache,
+    build_segment_cache,
+)
+from datasets.public_recordings import PublicDataError, write_public_recordings
+
+SIM_TO_REAL = "sim-to-real"
+
+PROFILES: dict[str, dict[str, Any]] = {
+    name: {"recording_seconds": 123.0, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0}
+    for name in ("paper", "quick", "tiny")
+}
+
+
+class MesaPublicSuite(MesaSuite):
+    """ECG/PPG -> respiration on the real recordings of public packages, with sim-to-real rows."""
+
+    name = "mesa_public"
+    description = "Respiration from ECG/PPG on real recordings shipped in public packages (systole, pyphysio; fetched with pip)"
+    profiles = PROFILES
+    method_profiles = "mesa"
+    in_all = False
+    models_shared_with = "mesa"
+    pairing_unit = "test recordings"
+
+    def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
+        if options.data_dir is not None:
+            raise BenchmarkError("mesa_public reads the public recordings; --data-dir is for the mesa suite")
+        settings = self.settings(profile)
+        cache_dir = Path(options.cache_dir)
+        try:
+            folder, sources = write_public_recordings(cache_dir, settings["recording_seconds"])
+        except PublicDataError as error:
+            raise BenchmarkError(str(error)) from None
+        preprocess = PreprocessConfig(target_rate=200)
+        split_params = {
+            "seed": settings["data_seed"], "n_select": settings["n_select"], "n_train": settings["n_train"],
+            "valid_fraction": settings["valid_fraction"], "pinned_test": sources["pinned_test"],
+        }
+        try:
+            cache = build_segment_cache(
+                folder, preprocess, cache_dir, signals=options.signals, n_jobs=options.n_jobs,
+                progress=options.progress, max_recordings=options.max_recordings, **split_params,
+            )
+        except (NoUsableRecordingsError, FileNotFoundError) as error:
+            raise BenchmarkError(str(error)) from None
+        reference_path = self._reference_rates(cache, options.n_jobs)
+        # The synthetic cohort the sim-to-real rows train on, exactly as the mesa suite prepares it.
+        sim = MesaSuite().prepare(profile, replace(options, data_dir=None, max_recordings=None))
+        return DataHandle(
+            suite=self.name, profile=profile, key="public-" + digest([cache.root.name, sim.key], 16),
+            paths={"segments": str(cache.root), "reference_rates": str(reference_path),
+                   "sim_segments": sim.paths["segments"], "sim_reference_rates": sim.paths["reference_rates"]},
+            info={
+                "synthetic": False, "public": sources, "data_dir": str(folder), "preprocess": preprocess.to_dict(),
+                "split": split_params, "signals": list(options.signals), "sampling_rate": 200.0,
+                "edge_crop": EDGE_CROP, "summary": dict(cache.summary), "sibling_data_key": sim.key,
+                "respiratory_band_hz": sim.info["respiratory_band_hz"],
+                "sim_to_real": {"cohort": sim.info["cohort"], "summary": sim.info["summary"]},
+            },
+        )
+
+    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None,
+                 sibling_model_dir: Path | None = None) -> CellOutcome:
+        cache = SegmentCache(handle.paths["segments"])
+        reference = _load_rates(handle.paths["reference_rates"])
+        outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}, SIM_TO_REAL: {}})
+        for input_name in handle.info["signals"]:
+            probe = factory()
+            reason = probe.check_input(input_name)
+            if reason is None:
+                reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
+                if probe.learns:
+                    sim_reason = self._sim_to_real(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
+                    if sim_reason is not None:
+                        outcome.details[SIM_TO_REAL][input_name] = {"skipped": sim_reason}
+            if reason is not None:
+                outcome.details["skipped_inputs"][input_name] = reason
+        if not outcome.scores:
+            raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
+        return outcome
+
+    def _sim_to_real(self, factory, probe, handle, cache, reference, input_name, model_dir, outcome) -> str | None:
+        """Rows of the model trained on the synthetic cohort, tested on the public test recordings."""
+        test_data = cache.split("test")
+        test_rows = self._rows(test_data, input_name, False) if input_name in test_data else np.array([], int)
+        if not len(test_rows):
+            return f"no {input_name} segments in the public test recordings"
+        sim_cache = SegmentCache(handle.paths["sim_segments"])
+        sim_reference = _load_rates(handle.paths["sim_reference_rates"])
+        fitted = self._fit(factory, probe, sim_cache, sim_reference, input_name, model_dir)
+        if isinstance(fitted, str):
+            return f"synthetic cohort: {fitted}"
+        method, selection, fit_seconds, reloaded, n_train = fitted
+        evaluated = self._evaluate(method, selection, test_data, test_rows, reference, input_name, SIM_TO_REAL, outcome)
+        if isinstance(evaluated, str):
+            return evaluated
+        rules, chooser, k_outputs, _, _, extra, seconds = evaluated
+        outcome.details[SIM_TO_REAL][input_name] = {
+            "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra, "n_train": n_train,
+            "n_test": len(test_rows), "reloaded_model": reloaded,
+            "training_budget": getattr(method, "training_budget_", None),
+        }
+        for name, value in (("fit_sim", fit_seconds), ("select_sim", seconds[0]), ("score_sim", seconds[1])):
+            outcome.timings[name] = outcome.timings.get(name, 0.0) + value
+            outcome.timings[f"{name}_{input_name}"] = value
+        return None
+
+    def data_title(self, data: dict[str, Any]) -> str:
+        sources = (data.get("public") or {}).get("sources", {})
+        used = [f"{name} {e['requirement'].split('==')[1]}: {len(e['recordings'])} recording(s)"
+                for name, e in sources.items() if "recordings" in e]
+        left = [f"{name} left out ({e['skipped']})" for name, e in sources.items() if "skipped" in e]
+        return (f"PUBLIC REAL RECORDINGS, {len(used)} subjects (one per package; {'; '.join(used + left)}), "
+                f"cut by time into recordings of {(data.get('public') or {}).get('recording_seconds')} s")
+
+    def extra_notes(self, data: dict[str, Any]) -> str:
+        """The leaderboard's words on the sim-to-real rows and the pinned recordings."""
+        pinned = (data.get("public") or {}).get("pinned_test") or []
+        sim = (data.get("sim_to_real") or {}).get("cohort") or {}
+        return (
+            f"Rows marked *{SIM_TO_REAL}* are the synthetic MESA suite's models of the same seed "
+            f"(trained on the synthetic cohort of {sim.get('subjects')} subjects x {sim.get('minutes')} min, "
+            "output chosen on its validation recordings) tested on these real recordings; the other rows "
+            "of learned methods are trained on the real recordings' own training split. "
+            + (f"{', '.join(pinned)} (the only recording with PPG) is always a test recording. " if pinned else "")
+            + "Two subjects: the intervals describe these recordings, not a population."
+        )
