@@ -51,7 +51,7 @@ TRIANGLES_QUICK: dict[str, Any] = dict(
 )
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32), kernel_size=5, disc_channels=16,
-    epochs=6, batch_size=16, lr=1e-3, disc_lr=1e-3, disc_steps=2,
+    epochs=4, batch_size=16, lr=1e-3, disc_lr=1e-3, disc_steps=2,
 )
 # Smoke tests: seconds.
 TRIANGLES_TINY: dict[str, Any] = dict(

@@ -53,7 +53,7 @@ TRIANGLES_QUICK: dict[str, Any] = dict(
 )
 MESA_QUICK: dict[str, Any] = dict(
     MESA_PAPER, n_sources=4, channels=(8, 8, 16, 16, 32, 32), latent=16, kernel_size=5,
-    epochs=3, batch_size=16, warmup_epochs=1,
+    epochs=2, batch_size=16, warmup_epochs=1,
 )
 # Smoke tests: seconds.
 TRIANGLES_TINY: dict[str, Any] = dict(
