@@ -96,6 +96,18 @@ def test_public_suite_has_own_and_sim_to_real_rows(tmp_path):
     assert all(info["reloaded_model"] for info in record["details"]["inputs"].values())
 
 
+def test_data_key_follows_the_recipe_not_the_files(tmp_path):
+    """A clone converts the recordings again (new file times) and must still reuse the cells."""
+    from benchmark.suites import SuiteOptions, suites
+
+    suite = suites()["mesa_public"]
+    first = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "a", progress=False))
+    second = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False))
+    assert first.key == second.key and first.paths["segments"] != second.paths["segments"]
+    third = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False, signals=("ECG",)))
+    assert third.key != first.key
+
+
 def test_all_runs_no_download_suite(tmp_path):
     from benchmark.suites import suites
 

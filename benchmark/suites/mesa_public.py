@@ -87,7 +87,9 @@ class MesaPublicSuite(MesaSuite):
         # The synthetic cohort the sim-to-real rows train on, exactly as the mesa suite prepares it.
         sim = MesaSuite().prepare(profile, replace(options, data_dir=None, max_recordings=None))
         return DataHandle(
-            suite=self.name, profile=profile, key="public-" + digest([cache.root.name, sim.key], 16),
+            # Keyed by the recipe, not by the converted files' timestamps: a clone reuses the cells.
+            suite=self.name, profile=profile,
+            key="public-" + digest([folder.name, preprocess.key(), split_params, options.max_recordings, list(options.signals), sim.key], 16),
             paths={"segments": str(cache.root), "reference_rates": str(reference_path),
                    "sim_segments": sim.paths["segments"], "sim_reference_rates": sim.paths["reference_rates"]},
             info={
