@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.data == "public":
         if args.data_dir is not None:
             return _fail("--data public and --data-dir exclude each other")
-        chosen = [f"{name}_public" if f"{name}_public" in available else name for name in chosen]
+        variants = {s.data_variant[0]: n for n, s in suites().items() if s.data_variant and s.data_variant[1] == args.data}
+        chosen = [variants.get(name, name) for name in chosen]
     unknown = [s for s in chosen if s not in available]
     if unknown:
         return _fail(f"unknown suite '{unknown[0]}' (available: {', '.join(available)}, all)")

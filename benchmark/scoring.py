@@ -30,7 +30,7 @@ def score_row(input_name: str, target: str, metric: str, values: np.ndarray, var
     value, count = get_metric(metric).summary(np.asarray(values, dtype=np.float64))
     row = {"input": input_name, "target": target, "metric": metric, "value": value, "n": count}
     if count and value != value:
-        row["note"] = f"undefined on {count} item(s) (a limit of agreement needs two)" if metric.startswith("loa") else f"undefined on {count} item(s)"
+        row["note"] = f"{metric} is undefined on {count} item(s)"
     if variant:
         row["variant"] = variant
     row.update(extra)

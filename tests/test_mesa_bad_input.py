@@ -13,8 +13,8 @@ from pathlib import Path
 import neurokit2 as nk
 import numpy as np
 import pandas as pd
-import pyedflib
 import pytest
+from test_mesa_reader import write_edf  # the same EDF helper as the reader tests
 
 from benchmark.cli import main
 from benchmark.runner import run_suite
@@ -29,35 +29,22 @@ def _channels(seed: int) -> dict[str, tuple[int, np.ndarray]]:
     return {"EKG": (256, ecg), "Pleth": (256, ppg), "Flow": (32, rsp), "Thor": (32, 0.8 * rsp)}
 
 
-def _write(path: Path, channels: dict[str, tuple[int, np.ndarray]]) -> None:
-    headers = [{"label": label, "dimension": "", "sample_frequency": rate,
-                "physical_min": float(np.floor(np.min(x))) - 1.0, "physical_max": float(np.ceil(np.max(x))) + 1.0,
-                "digital_min": -32768, "digital_max": 32767, "transducer": "", "prefilter": ""}
-               for label, (rate, x) in channels.items()]
-    writer = pyedflib.EdfWriter(str(path), len(channels), file_type=pyedflib.FILETYPE_EDF)
-    try:
-        writer.setSignalHeaders(headers)
-        writer.writeSamples([np.asarray(x, dtype=np.float64) for _, x in channels.values()])
-    finally:
-        writer.close()
-
-
 @pytest.fixture(scope="module")
 def messy_folder(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("messy")
     for i in range(1, 5):
-        _write(folder / f"mesa-sleep-{i:04d}.edf", _channels(i))
+        write_edf(folder / f"mesa-sleep-{i:04d}.edf", _channels(i))
     no_ecg = _channels(5)
     no_ecg.pop("EKG")
-    _write(folder / "mesa-sleep-0005.edf", no_ecg)
+    write_edf(folder / "mesa-sleep-0005.edf", no_ecg)
     no_ppg = _channels(6)
     no_ppg.pop("Pleth")
-    _write(folder / "mesa-sleep-0006.edf", no_ppg)
+    write_edf(folder / "mesa-sleep-0006.edf", no_ppg)
     no_reference = {k: v for k, v in _channels(7).items() if k in ("EKG", "Pleth")}
-    _write(folder / "mesa-sleep-0007.edf", no_reference)
+    write_edf(folder / "mesa-sleep-0007.edf", no_reference)
     flat_belt = _channels(8)
     flat_belt["Thor"] = (32, np.full(32 * SECONDS, 0.25))
-    _write(folder / "mesa-sleep-0008.edf", flat_belt)
+    write_edf(folder / "mesa-sleep-0008.edf", flat_belt)
     for i in (9, 10):
         (folder / f"mesa-sleep-{i:04d}.edf").write_bytes(b"not an EDF file" * 50)
     return folder

@@ -41,7 +41,7 @@ def mesa_markdown(suite: Any, leaderboard: pd.DataFrame, manifest: dict[str, Any
     table["method"] = table["method"] + " (" + table["input"] + ")"
     table["input"] = "row"
     columns = [c for c in suite.markdown_columns(table, "row") if c.metric in suite.table_2_metrics]
-    notes = getattr(suite, "extra_notes", lambda data: "")(data)
+    notes = suite.extra_notes(data)
     lines = [
         f"# Respiration from ECG/PPG — {title} — profile `{manifest.get('profile')}`",
         "",

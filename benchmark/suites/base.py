@@ -188,6 +188,8 @@ class Suite(ABC):
         for a suite that is another suite's protocol on other data.
     in_all : bool
         Whether ``--suite all`` runs it (False for a suite whose data must be downloaded).
+    data_variant : tuple of str or None
+        ``(suite, data)``: this suite is what ``--suite <suite> --data <data>`` runs.
     models_shared_with : str or None
         Suite whose fitted models :meth:`run_cell` may reuse: the runner then passes
         ``sibling_model_dir``, where that suite's cell of the same method, seed and
@@ -209,6 +211,7 @@ class Suite(ABC):
     dependencies: tuple[str, ...] = ("numpy", "scipy")
     method_profiles: str | None = None
     in_all: bool = True
+    data_variant: tuple[str, str] | None = None
     models_shared_with: str | None = None
     scoring_version: int = 1
 

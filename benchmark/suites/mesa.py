@@ -24,7 +24,7 @@ Protocol, per input (ECG, PPG) and method:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ class _Selection:
     rows: np.ndarray
     split: str
     reference: dict[str, np.ndarray]
-    input_name: str = ""
+    input_name: str
 
 
 def _load_rates(path: str | Path) -> dict[str, np.ndarray]:
@@ -207,7 +207,8 @@ class MesaSuite(Suite):
             targets = RowView(data["nasal_pressure"], rows, row_shape=(1, *mixtures.row_shape))
         return Split(mixtures, ("nasal_pressure",), targets, input_name=input_name, sampling_rate=SAMPLING_RATE)
 
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
+    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None,
+                 sibling_model_dir: Path | None = None) -> CellOutcome:
         cache = SegmentCache(handle.paths["segments"])
         reference = _load_rates(handle.paths["reference_rates"])
         outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}})
@@ -216,14 +217,22 @@ class MesaSuite(Suite):
             reason = probe.check_input(input_name)
             if reason is None:
                 reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
+                self._more_rows(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
             if reason is not None:
                 outcome.details["skipped_inputs"][input_name] = reason
         if not outcome.scores:
             raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
         return outcome
 
+    def _more_rows(self, factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome) -> None:
+        """Rows beyond the method's own training, for suites that add some (none here)."""
+
+    def extra_notes(self, data: dict[str, Any]) -> str:
+        """Words the leaderboard adds after the protocol (none here)."""
+        return ""
+
     def _fit(self, factory, probe, cache, reference, input_name, model_dir) -> tuple | str:
-        """Fit on a cache's training recordings: ``(method, selection, fit_seconds, reloaded)`` or why not.
+        """Fit on a cache's training recordings: ``(method, selection, fit_seconds, reloaded, n_train)`` or why not.
 
         A method that learns nothing is fitted on no rows when the cache has no training
         recording; the selection (where a multi-output method's output is chosen) is the
@@ -238,8 +247,8 @@ class MesaSuite(Suite):
         if probe.learns and not len(train_rows):
             return f"no {input_name} segments in the training recordings"
         valid_rows = self._rows(valid_data, input_name, False)
-        selection = _Selection(valid_data, valid_rows, "valid", reference) if len(valid_rows) else \
-            _Selection(train_data, train_rows[:64], "train", reference)
+        selection = _Selection(valid_data, valid_rows, "valid", reference, input_name) if len(valid_rows) else \
+            _Selection(train_data, train_rows[:64], "train", reference, input_name)
         train = self._split(train_data, train_rows, input_name, probe.supervised)
         valid = self._split(valid_data, valid_rows, input_name, probe.supervised) if len(valid_rows) else None
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir / input_name if model_dir else None)
@@ -313,7 +322,7 @@ class MesaSuite(Suite):
         ``prefix`` starts every row's variant (``"sim-to-real"``: trained on other data).
         """
         start = time.perf_counter()
-        chosen_rules = self._choose(method, replace(selection, input_name=input_name))
+        chosen_rules = self._choose(method, selection)
         if chosen_rules is None:  # no segment to choose on: fine for a single output
             if method.separate(RowView(test_data[input_name], test_rows[:1])[:1]).shape[1] != 1:
                 return "no validation or training recordings to choose its respiratory output on"

@@ -25,13 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.errors import CellSkipped
 from benchmark.keys import digest
 from benchmark.suites.base import (
     BenchmarkError,
-    CellOutcome,
     DataHandle,
-    MethodFactory,
     SuiteOptions,
 )
 from benchmark.suites.mesa import EDGE_CROP, MesaSuite, _load_rates
@@ -59,6 +56,7 @@ class MesaPublicSuite(MesaSuite):
     profiles = PROFILES
     method_profiles = "mesa"
     in_all = False
+    data_variant = ("mesa", "public")
     models_shared_with = "mesa"
     pairing_unit = "test recordings"
 
@@ -101,25 +99,12 @@ class MesaPublicSuite(MesaSuite):
             },
         )
 
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None,
-                 sibling_model_dir: Path | None = None) -> CellOutcome:
-        cache = SegmentCache(handle.paths["segments"])
-        reference = _load_rates(handle.paths["reference_rates"])
-        outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}, SIM_TO_REAL: {}})
-        for input_name in handle.info["signals"]:
-            probe = factory()
-            reason = probe.check_input(input_name)
-            if reason is None:
-                reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
-                if probe.learns:
-                    sim_reason = self._sim_to_real(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
-                    if sim_reason is not None:
-                        outcome.details[SIM_TO_REAL][input_name] = {"skipped": sim_reason}
+    def _more_rows(self, factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome) -> None:
+        """Sim-to-real rows of a method that learns; a reason in the details when there are none."""
+        if probe.learns:
+            reason = self._sim_to_real(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
             if reason is not None:
-                outcome.details["skipped_inputs"][input_name] = reason
-        if not outcome.scores:
-            raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
-        return outcome
+                outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {"skipped": reason}
 
     def _sim_to_real(self, factory, probe, handle, cache, reference, input_name, model_dir, outcome) -> str | None:
         """Rows of the model trained on the synthetic cohort, tested on the public test recordings."""
@@ -137,7 +122,7 @@ class MesaPublicSuite(MesaSuite):
         if isinstance(evaluated, str):
             return evaluated
         rules, chooser, k_outputs, _, _, extra, seconds = evaluated
-        outcome.details[SIM_TO_REAL][input_name] = {
+        outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {
             "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra, "n_train": n_train,
             "n_test": len(test_rows), "reloaded_model": reloaded,
             "training_budget": getattr(method, "training_budget_", None),
