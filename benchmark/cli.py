@@ -7,9 +7,11 @@ import logging
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import methods
 from benchmark.executors import BACKENDS
+from benchmark.planning import check_planned_params
 from benchmark.profiles import PROFILES
 from benchmark.runner import BenchmarkError, parse_overrides, run_suite
 from benchmark.suites import suites, unavailable
@@ -57,6 +59,8 @@ def _capabilities(cls: type) -> str:
     """What a method declares it takes: modality, inputs, supervision, GPU need."""
     parts = ["/".join(cls.modalities), "/".join(cls.inputs) if cls.inputs else "any input"]
     parts.append("supervised" if cls.supervised else "blind")
+    if getattr(cls, "kind", "method") == "trivial":
+        parts.append("trivial baseline")
     if cls.device_support == "required":
         parts.append("GPU")
     return ", ".join(parts)
@@ -162,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds = _int_list(args.seeds, "--seeds")
         method_names = None if args.methods == "all" else [m.strip() for m in args.methods.split(",") if m.strip()]
         overrides = parse_overrides(args.overrides)
+        check_planned_params(chosen, args.profile, method_names, overrides)  # before any data or cell
         failed = 0
         run_deadline = None if args.total_time_limit is None else time.time() + args.total_time_limit
         signals = tuple(s.strip() for s in args.signals.split(",") if s.strip())
@@ -187,7 +192,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(summary.failed)} failed, {len(summary.skipped)} skipped in {summary.seconds:.0f} s "
                 f"-> {summary.results_dir / 'leaderboard.md'}"
             )
+        _write_results_page(Path(args.results_dir))
     except (BenchmarkError, KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
         return _fail(str(message))
     return 1 if failed else 0
+
+
+def _write_results_page(results_dir: Path) -> None:
+    """``RESULTS.md`` in the results folder; the README's results block too when it is the project's."""
+    from benchmark import results_page
+
+    root = Path(__file__).resolve().parent.parent
+    readme = root / "README.md" if results_dir.resolve() == (root / "results").resolve() else None
+    results_page.write(results_dir, list(suites()), readme)

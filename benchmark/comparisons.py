@@ -2,9 +2,10 @@
 
 :func:`collect_items` gathers, for every leaderboard row, the per-item values of each of its
 seeds; :func:`add_intervals` adds the bootstrap interval (``ci_low``, ``ci_high``) of every
-row that has them; :func:`paired_comparisons` compares every measured row with the floor
-(the mixture as estimate) and with the best other blind method on the suite's headline
-metrics. The statistics themselves are in :mod:`benchmark.statistics`.
+row that has them; :func:`paired_comparisons` compares every method row with the best trivial
+baseline and with the best other blind method on the suite's headline metrics. The
+statistics themselves are in :mod:`benchmark.statistics`, the verdicts in
+:mod:`benchmark.verdicts`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,26 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics import get_metric
-from benchmark.scoring import ORACLE_VARIANT, item_key
+from benchmark.scoring import item_key
 from benchmark.statistics import (
+    MIN_GROUPS,
     N_BOOTSTRAP,
     bootstrap_interval,
+    holm,
+    n_units,
     paired_comparison,
     resample_weights,
     seed_mean,
+    two_level_interval,
 )
+from benchmark.verdicts import best_trivial
 
 RowKey = tuple[str, str, str, str]  # (leaderboard method label, input, target, metric)
 GroupsFor = Callable[[str], np.ndarray | None]
 
 COMPARISON_COLUMNS = [
     "suite", "method", "input", "target", "metric", "versus", "versus_method", "pairing", "n_pairs",
-    "mean_difference", "p_value", "rank_biserial",
+    "mean_difference", "p_value", "rank_biserial", "p_holm",
 ]
 
 
@@ -55,11 +61,18 @@ def collect_items(records: list[dict[str, Any]], arrays: dict[str, dict[str, np.
     return items, methods
 
 
-def add_intervals(board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], groups_for: GroupsFor) -> pd.DataFrame:
-    """``board`` with ``ci_low``/``ci_high``: the bootstrap interval of every measured row whose
-    every seed stored its per-item values (empty otherwise: paper rows, older cells)."""
+def add_intervals(board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], groups_for: GroupsFor, pairing: str = "test items") -> pd.DataFrame:
+    """``board`` with ``ci_low``/``ci_high`` and ``interval`` (how the interval was formed).
+
+    Rows with one seed resample test items (or groups); rows with two or more seeds get the
+    two-level bootstrap (seeds, then items within seeds). Empty where a row has no per-item
+    values for every seed (paper rows, older cells), where its metric is a spread (limits of
+    agreement), or where fewer than :data:`benchmark.statistics.MIN_GROUPS` pairing units exist
+    (``interval`` then says so).
+    """
     board = board.copy()
     low, high = np.full(len(board), np.nan), np.full(len(board), np.nan)
+    kind = [""] * len(board)
     weights: dict[tuple[str, int], np.ndarray] = {}
     for position, row in enumerate(board.itertuples(index=False)):
         if row.source != "measured":
@@ -67,16 +80,25 @@ def add_intervals(board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], gr
         values = items.get((row.method, row.input, row.target, row.metric))
         if not values or len(values) != row.n_seeds or len({len(v) for v in values}) != 1:
             continue
-        n_items = len(values[0])
-        if (row.input, n_items) not in weights:
-            weights[row.input, n_items] = resample_weights(n_items, _groups(groups_for, row.input, n_items))
         how = get_metric(row.metric).interval
         if not how:
             continue  # a spread-based summary (limits of agreement): no mean to resample
-        low[position], high[position] = bootstrap_interval(values, weights[row.input, n_items])
+        n_items = len(values[0])
+        groups = _groups(groups_for, row.input, n_items)
+        if n_units(n_items, groups) < MIN_GROUPS:
+            kind[position] = f"none: too few {pairing}"
+            continue
+        if len(values) >= 2:
+            low[position], high[position] = two_level_interval(values, groups)
+            kind[position] = f"seeds, then {pairing}"
+        else:
+            if (row.input, n_items) not in weights:
+                weights[row.input, n_items] = resample_weights(n_items, groups)
+            low[position], high[position] = bootstrap_interval(values, weights[row.input, n_items])
+            kind[position] = pairing
         if how == "root_mean":
             low[position], high[position] = np.sqrt(low[position]), np.sqrt(high[position])
-    board["ci_low"], board["ci_high"] = low, high
+    board["ci_low"], board["ci_high"], board["interval"] = low, high, kind
     return board
 
 
@@ -86,32 +108,38 @@ def _groups(groups_for: GroupsFor, input_name: str, n_items: int) -> np.ndarray 
 
 
 def paired_comparisons(
-    board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], methods: dict[str, str], suite_name: str,
-    headline_metrics: tuple[str, ...], groups_for: GroupsFor, is_blind: Callable[[str], bool],
-    pairing: str, floor: str = "mixture",
+    board: pd.DataFrame, kinds: pd.Series, items: dict[RowKey, list[np.ndarray]], methods: dict[str, str],
+    valid: dict[RowKey, float], suite_name: str, headline_metrics: tuple[str, ...], groups_for: GroupsFor,
+    is_blind: Callable[[str], bool], pairing: str,
 ) -> pd.DataFrame:
-    """Every measured row against the floor and the best other blind method, per headline metric.
+    """Every method row against the best trivial baseline and the best other blind method.
 
-    The best other blind method is the measured row, of another method that is blind and not an
-    oracle, with the best leaderboard mean for the same input, target and metric. Pairs are
-    the per-item seed-means of both rows (or, with groups, the groups' means).
+    The best trivial baseline is chosen on validation (:func:`benchmark.verdicts.best_trivial`);
+    the best other blind method is the ``method`` row, of another blind method, with the best
+    leaderboard mean for the same input, target and metric. Pairs are the per-item seed-means of
+    both rows (or, with groups, the groups' means); the seeds' own tests are in the verdicts.
+    Two-sided Wilcoxon p-values, Holm-corrected over the whole table (``p_holm``); no test
+    where fewer than :data:`benchmark.statistics.MIN_GROUPS` pairing units exist.
     """
-    measured = board[(board["source"] == "measured") & board["metric"].isin(headline_metrics)]
+    measured = board[(board["source"] == "measured").to_numpy() & board["metric"].isin(headline_metrics).to_numpy()]
+    measured_kinds = kinds[measured.index]
     out = []
-    for row in measured.itertuples(index=False):
+    for row, kind in zip(measured.itertuples(index=False), measured_kinds, strict=True):
         key = (row.method, row.input, row.target, row.metric)
-        if key not in items or row.method.endswith(f"({ORACLE_VARIANT})"):
+        if kind != "method" or key not in items:
             continue
         metric = get_metric(row.metric)
         same = measured[(measured["input"] == row.input) & (measured["target"] == row.target) & (measured["metric"] == row.metric)]
+        same_kinds = measured_kinds[same.index]
         rivals = same[[
-            m != row.method and methods.get(m) not in (None, methods.get(row.method)) and is_blind(methods[m])
-            and not m.endswith(f"({ORACLE_VARIANT})") and (m, row.input, row.target, row.metric) in items
-            for m in same["method"]
+            k == "method" and m != row.method and methods.get(m) not in (None, methods.get(row.method)) and is_blind(methods[m])
+            and (m, row.input, row.target, row.metric) in items
+            for m, k in zip(same["method"], same_kinds, strict=True)
         ]].dropna(subset=["mean"])
         comparators = []
-        if row.method != floor and (floor, row.input, row.target, row.metric) in items:
-            comparators.append(("floor", floor))
+        trivial = best_trivial(board, kinds, items, valid, row.input, row.target, row.metric)
+        if trivial is not None:
+            comparators.append((f"best trivial ({trivial[1]})", trivial[0]))
         if not rivals.empty:
             best = rivals.sort_values("mean", ascending=not metric.higher_is_better).iloc[0]["method"]
             comparators.append(("best other blind", best))
@@ -120,18 +148,24 @@ def paired_comparisons(
             b = seed_mean(items[other, row.input, row.target, row.metric])
             if len(a) != len(b):
                 continue
-            result = paired_comparison(a, b, _groups(groups_for, row.input, len(a)), metric.higher_is_better)
+            groups = _groups(groups_for, row.input, len(a))
+            if n_units(len(a), groups) < MIN_GROUPS:
+                continue
+            result = paired_comparison(a, b, groups, metric.higher_is_better)
             out.append({
                 "suite": suite_name, "method": row.method, "input": row.input, "target": row.target,
                 "metric": row.metric, "versus": versus, "versus_method": other, "pairing": pairing,
                 "n_pairs": result.n_pairs, "mean_difference": result.mean_difference,
                 "p_value": result.p_value, "rank_biserial": result.rank_biserial,
             })
-    return pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    table = pd.DataFrame(out, columns=COMPARISON_COLUMNS)
+    table["p_holm"] = holm(table["p_value"].to_numpy()) if len(table) else np.zeros(0)
+    return table
 
 
 def comparisons_markdown(comparisons: pd.DataFrame, metric: str, pairing: str) -> str:
-    """A markdown section for one headline metric: each row against the floor and the best other blind method."""
+    """A markdown section for one headline metric: each method row against the best trivial
+    baseline and the best other blind method."""
     table = comparisons[comparisons["metric"] == metric]
     if table.empty:
         return ""
@@ -140,20 +174,20 @@ def comparisons_markdown(comparisons: pd.DataFrame, metric: str, pairing: str) -
         "",
         f"## Paired comparisons: {spec.label} ({metric})",
         "",
-        f"Wilcoxon signed-rank test over the {pairing} (scipy), per-item values averaged over seeds; "
-        "Δ = row − comparator (negative is better for ↓ metrics); r = matched-pairs rank-biserial "
-        "correlation, positive when the row is better. Intervals in the table above: 95 % percentile "
-        f"bootstrap over the {pairing} ({N_BOOTSTRAP} resamples, seeds pooled). `comparisons.csv` has "
-        "every headline metric.",
+        f"Two-sided Wilcoxon signed-rank test over the {pairing} (scipy), per-item values averaged over "
+        "seeds (each seed's own test is in `verdicts.csv`); p Holm-corrected over every comparison of "
+        "this leaderboard; Δ = row − comparator (negative is better for ↓ metrics); r = matched-pairs "
+        "rank-biserial correlation, positive when the row is better. The best trivial baseline is "
+        "chosen on validation. `comparisons.csv` has every headline metric.",
         "",
-        "| Method | Input | Target | vs | Δ | p | r | n |",
+        "| Method | Input | Target | vs | Δ | p (Holm) | r | n |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in table.itertuples(index=False):
-        versus = "floor" if row.versus == "floor" else f"best blind: {row.versus_method}"
+        versus = f"{row.versus}: {row.versus_method}"
         lines.append(
             f"| {row.method} | {row.input} | {row.target} | {versus} | {_number(row.mean_difference, spec.digits)} | "
-            f"{_p(row.p_value)} | {_number(row.rank_biserial, 2)} | {row.n_pairs} |"
+            f"{_p(row.p_holm)} | {_number(row.rank_biserial, 2)} | {row.n_pairs} |"
         )
     return "\n".join(lines) + "\n"
 

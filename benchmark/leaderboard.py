@@ -10,7 +10,7 @@ import pandas as pd
 
 LEADERBOARD_COLUMNS = [
     "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
-    "ci_low", "ci_high",
+    "ci_low", "ci_high", "kind", "separates", "converged", "interval",
 ]
 RUN_COLUMNS = [
     "suite", "profile", "method", "label", "seed", "input", "target", "metric", "value",
@@ -139,19 +139,35 @@ def _format(mean: float, std: float, n: float, digits: int, low: float = np.nan,
     return text
 
 
-def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baseline: str = "mixture") -> str:
+KIND_ORDER = {"trivial": 0, "method": 1, "oracle": 2, "reference": 3}
+
+
+def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdicts: bool = True) -> str:
     """Methods as rows, the given columns, ``mean ± std [95 % interval]``; paper rows last and labelled.
 
-    The mixture-as-estimate ``baseline`` row comes first so every number has its floor beside it.
+    The trivial rows (the mixture as estimate, an all-zero estimate, ...) come first, in a block
+    of their own, so every number has what doing nothing scores beside it. With ``verdicts``,
+    a *Separates* column gives each target's ``k/n`` (seeds on which the row beats the best
+    trivial baseline, :mod:`benchmark.verdicts`); rows not converged on some seed are marked ◊.
     """
-    header = "| Method | Source | Seeds | " + " | ".join(c.title for c in columns) + " |"
-    rule = "|---|---|---|" + "---|" * len(columns)
+    has_kind = "kind" in leaderboard.columns
+    header = "| Method | Kind | Source | Seeds | " + " | ".join(c.title for c in columns) + (" | Separates |" if verdicts else " |")
+    rule = "|---|---|---|---|" + "---|" * len(columns) + ("---|" if verdicts else "")
     lines = [header, rule]
     footnotes: list[str] = []
     stale_notes: list[str] = []
+    convergence_notes: list[str] = []
     stale_markers: dict[str, int] = {}
+    targets = list(dict.fromkeys((c.input, c.target) for c in columns))
     keys = leaderboard[["method", "source"]].drop_duplicates().itertuples(index=False)
-    order = sorted(keys, key=lambda k: (k.source != "measured", k.method != baseline, k.method))
+
+    def kind_of(method: str, source: str) -> str:
+        if not has_kind:
+            return "trivial" if method == "mixture" else ("method" if source == "measured" else "reference")
+        found = leaderboard.loc[(leaderboard.method == method) & (leaderboard.source == source), "kind"].dropna()
+        return str(found.iloc[0]) if len(found) else "method"
+
+    order = sorted(keys, key=lambda k: (KIND_ORDER.get(kind_of(k.method, k.source), 1), k.source != "measured", k.method))
     for method, source in order:
         rows = leaderboard[(leaderboard.method == method) & (leaderboard.source == source)]
         cells, seeds = [], set()
@@ -165,6 +181,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
             cells.append(_format(row["mean"], row["std"], row.n_seeds, column.digits, row.get("ci_low", np.nan), row.get("ci_high", np.nan)))
         if all(c == "—" for c in cells):
             continue
+        kind = kind_of(method, source)
         label = method if source == "measured" else f"{method} (paper, reference)"
         notes = sorted({n for n in rows.get("time_limited", pd.Series(dtype=object)).dropna() if n})
         if notes:
@@ -176,8 +193,40 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], baselin
                 stale_markers[stale] = len(stale_markers) + 1
                 stale_notes.append(f"‡{stale_markers[stale]} stale cells, reused as computed: {stale}.")
             label += f" ‡{stale_markers[stale]}"
+        converged = _first(rows, "converged")
+        if converged and converged.split("/")[0] != converged.split("/")[-1]:
+            label += " ◊"
+            convergence_notes.append(f"`{method}`: converged on {converged} seeds")
         n_seeds = "—" if source != "measured" else ", ".join(str(int(s)) for s in sorted(seeds) if np.isfinite(s))
-        lines.append(f"| {label} | {source} | {n_seeds} | " + " | ".join(cells) + " |")
-    if footnotes or stale_notes:
-        lines += ["", *footnotes, *stale_notes]
+        line = f"| {label} | {kind} | {source} | {n_seeds} | " + " | ".join(cells)
+        if verdicts:
+            line += " | " + _separates(rows, targets, kind)
+        lines.append(line + " |")
+    if convergence_notes:
+        convergence_notes = [
+            "◊ not converged: on some seeds the validation loss (training loss where there is no validation) still "
+            "fell by more than 1 % over the last 20 % of epochs; " + "; ".join(convergence_notes) + "."
+        ]
+    if footnotes or stale_notes or convergence_notes:
+        lines += ["", *footnotes, *stale_notes, *convergence_notes]
     return "\n".join(lines) + "\n"
+
+
+def _first(rows: pd.DataFrame, column: str) -> str:
+    """The first non-empty value of ``column`` among ``rows`` ("" when none)."""
+    if column not in rows.columns:
+        return ""
+    values = [str(v) for v in rows[column].dropna() if str(v)]
+    return values[0] if values else ""
+
+
+def _separates(rows: pd.DataFrame, targets: list[tuple[str, str]], kind: str) -> str:
+    """The *Separates* cell of one row: each target's ``k/n`` (``—`` for rows that get no verdict)."""
+    if kind != "method" or "separates" not in rows.columns:
+        return "—"
+    parts = []
+    for input_name, target in targets:
+        value = _first(rows[(rows.input == input_name) & (rows.target == target)], "separates")
+        if value:
+            parts.append(f"{target.replace('_', ' ')} {value}")
+    return ", ".join(dict.fromkeys(parts)) or "—"

@@ -77,12 +77,18 @@ def psnr(estimates: np.ndarray, targets: np.ndarray, data_range: float = 1.0) ->
         return 10.0 * np.log10(data_range**2 / errors)
 
 
+SI_SDR_FLOOR_DB = -50.0
+"""Lowest SI-SDR a test item can score, in dB: an empty (constant) estimate scores it, and so
+does any estimate below it, so an output that is not there never ranks above a real one."""
+
+
 def si_sdr(estimates: np.ndarray, targets: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Scale-invariant signal-to-distortion ratio in dB per item (Le Roux et al., 2019).
 
     Both signals are made zero-mean; the target is scaled by the projection of the estimate
     on it, ``alpha = <e, t> / <t, t>``, and ``SI-SDR = 10 log10(|alpha t|^2 / |e - alpha t|^2)``.
-    NaN where the target is constant (no scale can be fitted).
+    Values are bounded below by :data:`SI_SDR_FLOOR_DB`, which is also the score of a constant
+    (empty) estimate; NaN where the target is constant (no scale can be fitted).
     """
     e = np.asarray(estimates, dtype=np.float64).reshape(len(estimates), -1)
     t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
@@ -94,7 +100,20 @@ def si_sdr(estimates: np.ndarray, targets: np.ndarray, eps: float = 1e-12) -> np
     signal = (projection**2).sum(axis=1)
     noise = ((e - projection) ** 2).sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 10.0 * np.log10((signal + eps) / (noise + eps))
+        values = 10.0 * np.log10((signal + eps) / (noise + eps))
+    empty = (e**2).sum(axis=1) <= eps
+    values = np.where(empty & np.isfinite(alpha), SI_SDR_FLOOR_DB, values)
+    return np.where(np.isnan(values), values, np.maximum(values, SI_SDR_FLOOR_DB))
+
+
+def si_sdr_improvement(estimates: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """SI-SDR improvement in dB per item: SI-SDR(estimate, target) - SI-SDR(mixture, target).
+
+    ``references`` is ``(n, 2, *shape)``: the target, then the mixture. Suites compute the same
+    difference from the stored per-item SI-SDR values (:func:`benchmark.scoring.si_sdri_rows`).
+    """
+    references = np.asarray(references)
+    return si_sdr(estimates, references[:, 0]) - si_sdr(references[:, 1], references[:, 0])
 
 
 def abs_rate_error(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
@@ -265,6 +284,7 @@ register_metric(Metric("mse", mse, False, 5, "MSE"))
 register_metric(Metric("ssim", ssim, True, 4, "SSIM"))
 register_metric(Metric("psnr", psnr, True, 2, "PSNR", unit="dB"))
 register_metric(Metric("si_sdr", si_sdr, True, 2, "SI-SDR", unit="dB"))
+register_metric(Metric("si_sdri", si_sdr_improvement, True, 2, "SI-SDRi", unit="dB"))
 register_metric(Metric("mae_bpm", abs_rate_error, False, 2, "MAE", unit="breaths/min"))
 register_metric(Metric("bias_bpm", rate_difference, False, 2, "Bias", unit="breaths/min", best_at_zero=True))
 register_metric(Metric("loa_low_bpm", rate_difference, True, 2, "LoA low", summary=limit_of_agreement(-1.0), unit="breaths/min", interval="", best_at_zero=True))

@@ -15,6 +15,7 @@ import methods
 from benchmark.errors import BenchmarkError
 from benchmark.keys import digest as _digest
 from benchmark.keys import jsonable as _jsonable
+from benchmark.parameter_checks import param_problems
 from benchmark.suites import get_suite
 
 CELL_FORMAT_VERSION = 1
@@ -121,6 +122,45 @@ def resolve_methods(suite: str, modality: str | None, names: list[str] | None, d
     return run, skipped
 
 
+def _shown(value: Any) -> str:
+    """A value as it is typed after ``--set NAME=`` (strings unquoted)."""
+    return value if isinstance(value, str) else repr(value)
+
+
+def checked_params(cls: type[methods.Method], suite: str, profile: str, own: dict[str, Any]) -> dict[str, Any]:
+    """A method's parameters on a suite and profile, defaults < profile < ``own`` overrides, checked.
+
+    Every value is checked (:mod:`benchmark.parameter_checks`: type from the default, range
+    from the constraints); the first bad one raises :class:`BenchmarkError` saying where it
+    came from, e.g. ``--set meae.epochs=-1: epochs must be >= 1``.
+    """
+    target = get_suite(suite)
+    from_profile = cls.profile_params(target.method_profiles or suite, profile, target.modality)
+    params = {**cls.default_params(), **from_profile, **own}
+    for param, problem in param_problems(cls, params).items():
+        if param in own:
+            raise BenchmarkError(f"--set {cls.name}.{param}={_shown(own[param])}: {problem}")
+        source = f"{suite}/{profile} profile" if param in from_profile else "default"
+        raise BenchmarkError(f"{cls.name}'s {source} sets {param}={_shown(params[param])}: {problem} (a bug in {cls.__module__})")
+    return params
+
+
+def check_planned_params(
+    suite_names: Iterable[str], profile: str, method_names: list[str] | None, overrides: dict[str, dict[str, Any]],
+) -> None:
+    """Check the parameters of every method on every suite before anything runs.
+
+    ``method_names=None`` (or ``["all"]``) means every registered method; unknown names are
+    left to :func:`resolve_methods` to report. Raises :class:`BenchmarkError` (see
+    :func:`checked_params`).
+    """
+    registry = methods.discover()
+    names = registry if method_names in (None, ["all"]) else [n for n in method_names if n in registry]
+    for suite in suite_names:
+        for name in names:
+            checked_params(registry[name], suite, profile, overrides.get(name, {}))
+
+
 #: The seed under which a deterministic method's single cell is recorded.
 DETERMINISTIC_SEED = 0
 
@@ -134,7 +174,8 @@ def plan_cells(
     A method without a ``seed`` parameter is deterministic: it gets one cell, recorded as
     seed 0 whatever seeds are asked for, since every seed would give the same numbers (a run
     of ``--seeds 1,2`` then reuses the cell of a run of ``--seeds 0``). ``time_limit``
-    (seconds of training per cell) becomes part of every cell's identity.
+    (seconds of training per cell) becomes part of every cell's identity. A bad parameter value
+    raises :class:`BenchmarkError` (see :func:`checked_params`).
     """
     registry = methods.discover()
     target = get_suite(suite)
@@ -144,7 +185,7 @@ def plan_cells(
         cls = registry[name]
         code = {"method": getattr(cls, "version", 1), "suite_scoring": scoring_version}
         own = overrides.get(name, {})
-        base = {**cls.default_params(), **cls.profile_params(target.method_profiles or suite, profile, target.modality), **own}
+        base = checked_params(cls, suite, profile, own)
         for seed in seeds if "seed" in base else [DETERMINISTIC_SEED]:
             params = {**base, "seed": seed} if "seed" in base else base
             cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 import methods
 from benchmark import leaderboard as lb
 from benchmark.comparisons import (
@@ -16,12 +18,14 @@ from benchmark.comparisons import (
     collect_items,
     comparisons_markdown,
     paired_comparisons,
+    row_label,
 )
 from benchmark.environment import describe_device, environment_info, package_versions
 from benchmark.planning import CellSpec
 from benchmark.provenance import stale_reasons, summarize
 from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
 from benchmark.suites import DataHandle, get_suite
+from benchmark.verdicts import row_kinds, separates_column, validation_scores, verdicts, verdicts_markdown
 
 log = logging.getLogger("bss_bench")
 
@@ -57,26 +61,67 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     def groups_for(input_name: str):  # asked once per row and comparison: read once per input
         return suite.item_groups(handle, input_name, records, arrays)
 
-    board = add_intervals(board, items, groups_for)
+    kinds = pd.Series(row_kinds(board, labels, _method_kind), index=board.index)
+    board["kind"] = kinds
+    board = add_intervals(board, items, groups_for, suite.pairing_unit)
+    valid = validation_scores(records, row_label)
+    found, tests = verdicts(board, kinds, items, valid, suite_name, suite.verdict_metrics, groups_for, suite.pairing_unit)
+    board["separates"] = separates_column(board, found)
+    board["converged"] = convergence_column(board, records)
+    headline_metrics = suite.headline_metrics or suite.metrics
     comparisons = paired_comparisons(
-        board, items, labels, suite_name, suite.headline_metrics or suite.metrics, groups_for,
-        _is_blind, suite.pairing_unit,
+        board, kinds, items, labels, valid, suite_name, headline_metrics, groups_for, _is_blind, suite.pairing_unit,
     )
     atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
     atomic_write_text(store.root / "leaderboard.csv", board[lb.LEADERBOARD_COLUMNS].to_csv(index=False))
     atomic_write_text(store.root / "comparisons.csv", comparisons.to_csv(index=False))
+    atomic_write_text(store.root / "verdicts.csv", tests.to_csv(index=False))
 
     manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
     manifest["provenance"] = summarize(records, stale)
     atomic_write_json(store.root / "manifest.json", manifest)
-    headline = (suite.headline_metrics or suite.metrics)[0]
-    markdown = suite.render_markdown(board, manifest) + comparisons_markdown(comparisons, headline, suite.pairing_unit)
+    verdict_metric = next((m for m in suite.verdict_metrics if m in headline_metrics), headline_metrics[0])
+    markdown = (
+        suite.render_markdown(board, manifest)
+        + verdicts_markdown(found, lambda label: _is_blind(labels.get(label, "")), tuple(suite.metrics))
+        + comparisons_markdown(comparisons, verdict_metric, suite.pairing_unit)
+    )
     atomic_write_text(store.root / "leaderboard.md", markdown)
     if records:
         try:
             suite.make_figures(records, arrays, handle, store.figures_dir)
         except Exception as error:  # noqa: BLE001 - figures never cost the results
             log.error("figures for %s failed: %s", suite_name, error)
+
+
+def _method_kind(method_name: str) -> str | None:
+    """``Method.kind`` of a registered method (``None`` for unknown names)."""
+    try:
+        return methods.get(method_name).kind
+    except KeyError:
+        return None
+
+
+def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:
+    """``converged`` of each measured row: ``"k/n"`` seeds whose fit converged (:mod:`methods.convergence`),
+    empty for rows whose method keeps no per-epoch history."""
+    from methods.convergence import convergence
+
+    per_row: dict[tuple[str, str], list[bool]] = {}
+    for record in records:
+        details = record.get("details", {})
+        fits = {"mixture": details} if details.get("fit_history") else {
+            name: info for name, info in details.get("inputs", {}).items() if info.get("fit_history")}
+        for input_name, fit in fits.items():
+            verdict = convergence(fit["fit_history"], budget=fit.get("training_budget")).get("converged")
+            if verdict is not None:
+                per_row.setdefault((record["label"], input_name), []).append(bool(verdict))
+    column = []
+    for label, input_name, source in zip(board["method"], board["input"], board["source"], strict=True):
+        base = label.split(" (")[0] if source == "measured" else None
+        found = per_row.get((base, input_name)) or per_row.get((label, input_name))
+        column.append(f"{sum(found)}/{len(found)}" if found else "")
+    return column
 
 
 def _is_blind(method_name: str) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.assignment import Assignment
-from benchmark.metrics import get_metric
+from benchmark.metrics import get_metric, si_sdr
 
 
 def item_key(input_name: str, target: str, metric: str, variant: str = "") -> str:
@@ -86,6 +86,33 @@ def score_sources(
         source_rows, source_items = score_metrics(estimates[:, s], targets[:, s], metric_names, input_name, source, variant)
         rows += source_rows
         items.update(source_items)
+    return rows, items
+
+
+DERIVED_METRICS = ("si_sdri",)
+"""Metrics computed from other metrics' per-item values and the mixture, not from estimates."""
+
+
+def si_sdri_rows(
+    scores: list[dict[str, Any]], arrays: dict[str, np.ndarray], mixtures: np.ndarray, targets: np.ndarray,
+    source_names: Sequence[str], input_name: str,
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """SI-SDRi rows of every variant of ``scores``, from the stored per-item SI-SDR values.
+
+    SI-SDRi of an item = its SI-SDR minus the SI-SDR of the test mixture against the same source
+    (rounded to float32 like the stored values, so the mixture row is 0 exactly). A source
+    without stored SI-SDR values gets a row with no items (NaN, ``n = 0``).
+    """
+    floor = {source: si_sdr(mixtures, targets[:, s]).astype(np.float32).astype(np.float64)
+             for s, source in enumerate(source_names)}
+    rows, items = [], {}
+    for variant in dict.fromkeys(r.get("variant", "") for r in scores):
+        for source in source_names:
+            key = item_key(input_name, source, "si_sdr", variant)
+            values = arrays[key].astype(np.float64) - floor[source] if key in arrays else np.zeros(0)
+            rows.append(score_row(input_name, source, "si_sdri", values, variant))
+            if len(values):
+                items[item_key(input_name, source, "si_sdri", variant)] = values.astype(np.float32)
     return rows, items
 
 

@@ -58,6 +58,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
+from datasets.notebook_shapes import render_notebook_shape
+
 __all__ = [
     "DISTORTION_KERNEL",
     "TrianglesConfig",
@@ -83,9 +85,11 @@ DISTORTION_KERNEL.setflags(write=False)
 CHUNK_SIZE = 2000
 PROCESS_JOBS_FROM = 4
 #: Bumped whenever the generator changes its output, so that stale caches are not reused.
-#: Version 1 is the ``"continuous"`` geometry, version 2 added the authors' integer geometry.
+#: Version 1 is the ``"continuous"`` geometry, version 2 added the authors' integer geometry,
+#: version 3 the authors' notebook pixels (``"notebook"``, :mod:`datasets.notebook_shapes`).
 GENERATOR_VERSION = 2
-GEOMETRIES = ("authors", "continuous")
+GEOMETRY_VERSIONS = {"continuous": 1, "authors": 2, "notebook": 3}
+GEOMETRIES = ("authors", "continuous", "notebook")
 
 ARRAY_KEYS = ("mixture", "triangle", "circle")
 _TRIANGLE_HEIGHT = math.sqrt(3.0) / 2.0
@@ -111,9 +115,10 @@ class TrianglesConfig:
         Range of shape widths as fractions of the image width.
     flip_prob : float
         Probability of flipping the distortion kernel left-right for a sample.
-    geometry : {"authors", "continuous"}
-        How widths and positions are drawn (see the module docstring); ``"authors"`` is the
-        recipe behind the paper's Table 1.
+    geometry : {"authors", "continuous", "notebook"}
+        How widths and positions are drawn (see the module docstring); ``"notebook"`` also
+        draws the pixels as the authors' notebook does (8-bit RGB canvas, 0.5 scaling to 8
+        bits before the resize; :mod:`datasets.notebook_shapes`).
     """
 
     n: int
@@ -139,7 +144,7 @@ class TrianglesConfig:
             raise ValueError("flip_prob must lie in [0, 1]")
         if self.geometry not in GEOMETRIES:
             raise ValueError(f"geometry must be one of {GEOMETRIES}, got {self.geometry!r}")
-        if self.geometry == "authors" and len(range(*self._integer_widths())) == 0:
+        if self.geometry in ("authors", "notebook") and len(range(*self._integer_widths())) == 0:
             raise ValueError("the authors' geometry needs int(min_width * render_size) < int(max_width * render_size)")
 
     def _integer_widths(self) -> tuple[int, int]:
@@ -169,9 +174,7 @@ class TrianglesConfig:
         fields = self.to_dict()
         if self.geometry == "continuous":
             fields.pop("geometry")
-            version = 1
-        else:
-            version = GENERATOR_VERSION
+        version = GEOMETRY_VERSIONS[self.geometry]
         payload = json.dumps({**fields, "version": version}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -231,7 +234,7 @@ def _sample_geometry(
     column 1 the circle.  Pixel centres lie at integer coordinates, so a bounding box inside
     ``[0, render_size - 1]`` keeps the shape inside the image.
     """
-    if config.geometry == "authors":
+    if config.geometry in ("authors", "notebook"):
         low, high = config._integer_widths()
         width = rng.integers(low, high, size=(m, 2)).astype(np.float64)
         extent = np.stack([np.ceil(width[:, 0] * _TRIANGLE_HEIGHT), width[:, 1]], axis=1)
@@ -251,6 +254,8 @@ def _render(
     draw_shape: str, left: float, top: float, width: float, config: TrianglesConfig
 ) -> np.ndarray:
     """Draw one shape at ``render_size`` and downsample it bilinearly to ``size``."""
+    if config.geometry == "notebook":
+        return render_notebook_shape(draw_shape, left, top, width, config.render_size, config.size)
     image = Image.new("F", (config.render_size, config.render_size), 0.0)
     draw = ImageDraw.Draw(image)
     if draw_shape == "triangle" and config.geometry == "authors":

@@ -7,7 +7,7 @@ adds what every
 method shares: shuffled batches, the non-finite guard (skipped steps counted
 on the device, rollback with a lowered learning rate, :class:`TrainingDiverged`),
 per-epoch checkpoints and resumption, the time limit, validation with
-best-epoch selection, and the per-epoch history. :func:`train_epochs` runs
+best-epoch selection and early stopping, and the per-epoch history. :func:`train_epochs` runs
 the loop with the common step, :class:`methods._steps.GradientStep`.
 """
 
@@ -38,6 +38,9 @@ from methods._steps import GradientStep, StepLosses, TrainingStep
 from methods._time_budget import TimeBudget, TrainingBudget
 
 log = logging.getLogger("bss_bench.training")
+
+MIN_DELTA = 1e-3
+"""Relative decrease of the validation score that counts as an improvement for early stopping."""
 
 
 @dataclass
@@ -170,6 +173,7 @@ class _Resumed:
     events: TrainingEvents
     best_score: float
     best_state: dict | None
+    since_best: int = 0  # complete epochs since the last validation improvement (early stopping)
 
 
 def _resume(
@@ -192,7 +196,13 @@ def _resume(
     ]
     events = TrainingEvents(**saved["events"])
     events.resumed_from_epoch = saved["epoch"] + 1
-    return _Resumed(saved["epoch"] + 1, history, events, saved["best_score"], saved["best_state"])
+    return _Resumed(saved["epoch"] + 1, history, events, saved["best_score"], saved["best_state"],
+                    saved.get("since_best", 0))
+
+
+def _improves(score: float, best: float, min_delta: float) -> bool:
+    """Whether ``score`` is below ``best`` by more than ``min_delta`` of ``|best|`` (any finite score beats inf)."""
+    return score < best and (math.isinf(best) or score < best - min_delta * abs(best))
 
 
 def run_epochs(
@@ -212,6 +222,9 @@ def run_epochs(
     guard: GuardSettings | None = None,
     on_resume: Callable[[int], None] | None = None,
     time_limit: float | None = None,
+    patience: int | None = None,
+    min_delta: float = MIN_DELTA,
+    patience_start: int = 0,
 ) -> TrainingLog:
     """Run the epoch loop shared by the neural methods with a method-supplied ``step``.
 
@@ -238,7 +251,23 @@ def run_epochs(
     the limit is reached: the cut epoch is recorded as incomplete, the
     learning-rate schedule is not advanced for it and no checkpoint is
     written for it. The returned log's ``budget`` says how far training got.
+
+    With ``patience`` (which needs ``validate``), training stops early once
+    ``patience`` consecutive complete epochs brought no improvement of the
+    validation score, an improvement being a decrease by more than
+    ``min_delta`` (relative, default :data:`MIN_DELTA`) below the best score so
+    far; ``budget.stopped_early`` records it and ``budget.epochs_completed``
+    the epochs trained. Epochs numbered below ``patience_start`` (a warm-up)
+    never count as epochs without improvement. The count of epochs since the
+    last improvement is checkpointed, so a resumed fit stops where an
+    uninterrupted one would.
+    ``patience`` does not imply ``keep_best``: pass both to end with the best
+    epoch's weights. ``patience=None`` leaves the loop as it was.
     """
+    if patience is not None and patience < 1:
+        raise ValueError(f"patience must be a positive number of epochs, got {patience}")
+    if patience is not None and validate is None:
+        raise ValueError("early stopping (patience) needs a validate callable")
     settings = guard or GuardSettings()
     optimizers = tuple(step.optimizers)
     generator = torch.Generator().manual_seed(seed)
@@ -253,12 +282,16 @@ def run_epochs(
             on_resume(state.start_epoch)
         log.info("%s: resuming after epoch %d from %s", label, saved["epoch"], checkpoint_dir)
     history, events, best_score, best_state = state.history, state.events, state.best_score, state.best_state
+    since_best, stopped_early = state.since_best, False
     safe = _Guard(model, optimizers, settings, events)
     budget = TimeBudget(time_limit, spent=sum(h.seconds for h in history))
     steps_per_epoch = max(1, len(batches) // batch_size) if len(batches) >= batch_size else 1
     bar = tqdm(total=epochs * steps_per_epoch, initial=state.start_epoch * steps_per_epoch, desc=label,
                disable=not progress, leave=False)
     for epoch in range(state.start_epoch, epochs):
+        if patience is not None and since_best >= patience:
+            stopped_early = True
+            break
         if budget.cut:
             break
         model.train()
@@ -288,10 +321,15 @@ def run_epochs(
         applied_steps = max(steps - skipped_in_epoch, 1)
         means = {name: float(total) / applied_steps for name, total in sums.items()}
         if validate is not None:
-            means["valid"] = float(validate())
-            if keep_best and means["valid"] < best_score:
-                best_score = means["valid"]
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            score = means["valid"] = float(validate())
+            if keep_best or patience is not None:
+                if complete:
+                    stalled = epoch >= patience_start and not _improves(score, best_score, min_delta)
+                    since_best = since_best + 1 if stalled else 0
+                if score < best_score:
+                    best_score = score
+                    if keep_best:
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         safe.mark_good()
         history.append(EpochResult(epoch, means, time.perf_counter() - start, samples, complete))
         bar.set_postfix({k: f"{v:.4g}" for k, v in means.items() if k in ("total", "valid")})
@@ -302,12 +340,16 @@ def run_epochs(
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "generator": generator.get_state(), "rng": global_rng_state(),
                 "history": [asdict(h) for h in history],
-                "best_score": best_score, "best_state": best_state, "events": events.to_dict(),
+                "best_score": best_score, "best_state": best_state, "since_best": since_best,
+                "events": events.to_dict(),
             })
     bar.close()
     if keep_best and best_state is not None:
         model.load_state_dict(best_state)
-    spent = budget.summary(((h.seconds, h.samples, h.complete) for h in history), epochs)
+    spent = budget.summary(((h.seconds, h.samples, h.complete) for h in history), epochs, stopped_early)
+    if stopped_early:
+        log.info("%s: no validation improvement in %d epochs: stopped after %d of %d epochs", label,
+                 patience, spent.epochs_completed, epochs)
     if spent.cut:
         log.info("%s: time limit of %.3g s reached after %d of %d epochs (%d samples)", label,
                  time_limit, spent.epochs_completed, epochs, spent.samples_seen)
@@ -333,6 +375,7 @@ def train_epochs(
     guard: GuardSettings | None = None,
     on_resume: Callable[[int], None] | None = None,
     time_limit: float | None = None,
+    patience: int | None = None,
 ) -> TrainingLog:
     """:func:`run_epochs` with the common step: ``step_losses(batch)["total"]`` minimised by ``optimizer``.
 
@@ -344,11 +387,11 @@ def train_epochs(
         model, GradientStep(model, optimizer, step_losses, grad_clip), batches, epochs=epochs,
         batch_size=batch_size, seed=seed, progress=progress, label=label, scheduler=scheduler,
         validate=validate, keep_best=keep_best, checkpoint_dir=checkpoint_dir, guard=guard,
-        on_resume=on_resume, time_limit=time_limit,
+        on_resume=on_resume, time_limit=time_limit, patience=patience,
     )
 
 
 __all__ = [
-    "EpochResult", "GuardSettings", "TrainingDiverged", "TrainingEvents", "TrainingLog", "run_epochs",
+    "MIN_DELTA", "EpochResult", "GuardSettings", "TrainingDiverged", "TrainingEvents", "TrainingLog", "run_epochs",
     "train_epochs",
 ]

@@ -3,7 +3,8 @@
 :class:`NetworkMethod` holds what MEAE, the supervised autoencoder, VAE-BSS and
 adversarial ICA share: installing the network on the run device, training it
 through the one epoch loop (:func:`methods._loop.run_epochs`) with the run
-context's checkpoint folder and time limit, recording the history, events
+context's checkpoint folder and time limit, validation with best-epoch
+selection and early stopping (``patience``), recording the history, events
 and training budget, and saving / loading the fitted weights.
 :class:`MultiEncoderMethod` adds the (multi-)encoder autoencoder of
 :mod:`methods._networks` trained by Adam on method-defined losses (MEAE and
@@ -34,8 +35,9 @@ class NetworkMethod(Method):
 
     Subclasses set ``network_class`` (built from the network's JSON-able
     ``config`` attribute when a saved model is loaded), have ``epochs``,
-    ``batch_size`` and ``seed`` parameters, build their network with
-    :meth:`_install` and train it with :meth:`_train`. Networks take
+    ``batch_size``, ``patience`` and ``seed`` parameters, build their network with
+    :meth:`_install` and train it with :meth:`_train` (validation arguments from
+    :meth:`_validation_args`). Networks take
     ``(B, 1, *shape)`` inputs and live channels-last on the method's device.
     Weights are saved as a state dict and read back with ``weights_only=True``.
     """
@@ -68,10 +70,41 @@ class NetworkMethod(Method):
         """The training batch size: ``batch_size``, at most the number of training samples."""
         return min(self.batch_size, len(train))
 
+    def _validation_args(self, valid: Split | None, score: Callable[[Split], float], keep_best: bool, *,
+                         needs_targets: bool = False) -> dict[str, Any]:
+        """The ``validate``, ``keep_best`` and ``patience`` arguments of :meth:`_train`.
+
+        Training validates (``score(valid)`` after every epoch, lower is better) when it keeps
+        the best epoch: with ``keep_best``, or with the method's ``patience``, since early
+        stopping implies validating and ending with the best validation epoch's weights.
+        ``patience`` without a usable validation split (non-empty; with the true sources when
+        ``needs_targets``) raises :class:`ValueError`.
+        """
+        patience = self.patience
+        usable = valid is not None and len(valid) > 0 and not (needs_targets and valid.targets is None)
+        if patience is not None and not usable:
+            raise ValueError(f"{self.name}: patience={patience} (early stopping) needs a validation split"
+                             + (" with the true sources" if needs_targets else ""))
+        keep_best = keep_best or patience is not None
+        validate = (lambda: score(valid)) if usable and keep_best else None
+        return {"validate": validate, "keep_best": keep_best, "patience": patience}
+
+    @torch.no_grad()
+    def _mean_score(self, valid: Split, score: Callable[[torch.Tensor], torch.Tensor]) -> float:
+        """Mean over ``valid``'s mixtures of ``score(x)``, a batch-mean loss of network inputs, in eval mode."""
+        self.network_.eval()
+        total, count = 0.0, 0
+        for (x,) in BatchSource([valid.mixtures], self.context.device).epoch(self.batch_size, None):
+            total += float(score(self._prepare(x))) * x.shape[0]
+            count += x.shape[0]
+        self.network_.train()
+        return total / max(count, 1)
+
     def _train(
         self, step: TrainingStep, train: Split, *,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
         validate: Callable[[], float] | None = None, keep_best: bool = False,
+        patience: int | None = None, patience_start: int = 0,
         on_resume: Callable[[int], None] | None = None,
     ) -> TrainingLog:
         """Train ``network_`` with ``step`` on ``train`` through :func:`methods._loop.run_epochs`.
@@ -94,6 +127,8 @@ class NetworkMethod(Method):
             ``() -> float`` score after every epoch (lower is better).
         keep_best : bool
             End with the weights of the best validation epoch.
+        patience, patience_start : int or None, int
+            Early stopping (see :func:`methods._loop.run_epochs`).
         on_resume : callable or None
             ``(first_epoch) -> None``, called when a checkpoint is resumed.
         """
@@ -104,6 +139,7 @@ class NetworkMethod(Method):
             progress=context.progress, label=f"{self.name} fit", scheduler=scheduler,
             validate=validate, keep_best=keep_best, checkpoint_dir=context.work_dir,
             on_resume=on_resume, time_limit=getattr(context, "time_limit", None),
+            patience=patience, patience_start=patience_start,
         )
         self.history_ = [self._history_entry(h) for h in run.history]
         self.training_events_ = run.events.to_dict()
@@ -164,12 +200,15 @@ class MultiEncoderMethod(NetworkMethod):
     a batch (:meth:`_step_losses`, one of them ``"total"``) and the validation
     score (:meth:`_validation_score`), and have the parameters ``lr``,
     ``weight_decay``, ``lr_step_epochs``, ``lr_gamma``, ``grad_clip``,
-    ``keep_best``, ``amp``, ``cpu_bf16`` and ``compile_model``. Training: fused Adam, a step
+    ``keep_best``, ``patience``, ``amp``, ``cpu_bf16`` and ``compile_model``. Training: fused Adam, a step
     learning-rate schedule (``lr_step_epochs = 0``: none), gradient-norm
-    clipping, and the best validation epoch's weights with ``keep_best``.
+    clipping, the best validation epoch's weights with ``keep_best`` or ``patience``, and early
+    stopping with ``patience``.
     """
 
     network_class = MultiEncoderAutoencoder
+    param_constraints = {"kernel_size": ">=1, odd", "lr_step_epochs": ">=0", "lr_gamma": ">0",
+                         "batch_norm_momentum": ">=0, <=1"}
     network_: MultiEncoderAutoencoder | None = None
 
     def _network_config(self, train: Split) -> NetworkConfig:
@@ -211,12 +250,9 @@ class MultiEncoderMethod(NetworkMethod):
 
     def fit(self, train: Split, valid: Split | None = None) -> MultiEncoderMethod:
         optimizer, scheduler = self.setup(train)
-        validate = None
-        if valid is not None and len(valid) and self.keep_best:
-            validate = lambda: self._validation_score(valid)  # noqa: E731
         self._train(
             GradientStep(self.network_, optimizer, self._step_losses, self.grad_clip), train,
-            scheduler=scheduler, validate=validate, keep_best=self.keep_best,
+            scheduler=scheduler, **self._validation_args(valid, self._validation_score, self.keep_best),
         )
         return self
 

@@ -33,6 +33,9 @@ class TrainingBudget:
         Training samples of all steps, the cut epoch's included.
     train_seconds : float
         Seconds spent in the epoch loop (summed over resumed runs).
+    stopped_early : bool
+        True when early stopping (``patience``) ended training after ``epochs_completed``
+        epochs, before ``epochs_planned``.
     """
 
     time_limit_s: float | None
@@ -41,6 +44,7 @@ class TrainingBudget:
     epochs_completed: int
     samples_seen: int
     train_seconds: float
+    stopped_early: bool = False
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
         """JSON-friendly copy."""
@@ -72,12 +76,16 @@ class TimeBudget:
             self.cut = True
         return self.cut
 
-    def summary(self, epochs: Iterable[tuple[float, int, bool]], epochs_planned: int) -> TrainingBudget:
-        """The budget record from ``(seconds, samples, complete)`` per epoch trained."""
+    def summary(self, epochs: Iterable[tuple[float, int, bool]], epochs_planned: int,
+                stopped_early: bool = False) -> TrainingBudget:
+        """The budget record from ``(seconds, samples, complete)`` per epoch trained.
+
+        ``stopped_early``: early stopping ended the loop (recorded as is).
+        """
         epochs = list(epochs)
         completed = sum(complete for _, _, complete in epochs)
         return TrainingBudget(
             time_limit_s=self.limit, cut=self.cut and completed < epochs_planned, epochs_planned=epochs_planned,
             epochs_completed=completed, samples_seen=sum(samples for _, samples, _ in epochs),
-            train_seconds=round(sum(seconds for seconds, _, _ in epochs), 3),
+            train_seconds=round(sum(seconds for seconds, _, _ in epochs), 3), stopped_early=stopped_early,
         )

@@ -66,6 +66,8 @@ PROFILES = {
     ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
     ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
     **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small network
+    # sines quick: trained to convergence (early stopping on validation, patience 5, at most 100 epochs)
+    ("sines", "quick"): dict(TRIANGLES_QUICK, epochs=100, patience=5),
 }
 
 
@@ -117,6 +119,11 @@ def separator_adversarial_loss(discriminator: nn.Module, z: torch.Tensor,
         F.binary_cross_entropy_with_logits(joint, torch.zeros_like(joint))
         + F.binary_cross_entropy_with_logits(marginal, torch.ones_like(marginal))
     )
+
+
+def reconstruction_l1(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error of the sigmoid reconstruction ``logits`` against the inputs ``x``."""
+    return (torch.sigmoid(logits.float()) - x.float()).abs().mean()
 
 
 # --------------------------------------------------------------------------- network
@@ -252,7 +259,8 @@ class AdversarialICA(NetworkMethod):
       an update whose loss or gradient is not finite is left out, repeated
       ones roll the network and both optimizers back to the last epoch with
       lowered learning rates, and every epoch is checkpointed for resumption.
-    * ``valid`` is not used.
+    * ``valid`` is used only for early stopping (``patience``): its score is the
+      L1 reconstruction error.
     * 1-D signals run as height-1 channels-last 2-D convolutions (as in
       :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
 
@@ -274,6 +282,10 @@ class AdversarialICA(NetworkMethod):
         Discriminator updates per separator update.
     adv_weight : float
         Weight of the adversarial term (0.1 in [8]).
+    patience : int or None
+        Early stopping: stop after this many epochs without an improvement of the validation
+        reconstruction; ends with the best validation epoch's weights and needs a validation
+        split (``None``: train every epoch, no validation).
     amp : bool
         bf16 autocast on CUDA.
     seed : int
@@ -286,12 +298,15 @@ class AdversarialICA(NetworkMethod):
     supervised = False
     device_support = "optional"
     profiles = PROFILES
+    param_constraints = {"kernel_size": ">=1, odd", "disc_channels": ">=1", "disc_lr": ">0",
+                         "disc_steps": ">=1", "adv_weight": ">=0"}
+    neutral_params = {"patience": None}
 
     def __init__(
         self, n_sources: int = 3, channels: tuple[int, ...] = (32, 64, 128), kernel_size: int = 5,
         disc_channels: int = 64, epochs: int = 100, batch_size: int = 256, lr: float = 2e-4,
-        disc_lr: float = 2e-4, disc_steps: int = 5, adv_weight: float = 0.1, amp: bool = True,
-        seed: int = 0,
+        disc_lr: float = 2e-4, disc_steps: int = 5, adv_weight: float = 0.1,
+        patience: int | None = None, amp: bool = True, seed: int = 0,
     ) -> None:
         self.n_sources = n_sources
         self.channels = channels
@@ -303,6 +318,7 @@ class AdversarialICA(NetworkMethod):
         self.disc_lr = disc_lr
         self.disc_steps = disc_steps
         self.adv_weight = adv_weight
+        self.patience = patience
         self.amp = amp
         self.seed = seed
 
@@ -354,7 +370,7 @@ class AdversarialICA(NetworkMethod):
         try:
             with autocast(device, self.amp):
                 adversarial = separator_adversarial_loss(network.discriminator, z)
-            recon = (torch.sigmoid(logits.float()) - x.float()).abs().mean()
+            recon = reconstruction_l1(logits, x)
             total = recon + self.adv_weight * adversarial
             skipped = skipped | guarded_update(total, separator, network.separator_parameters())
         finally:
@@ -368,8 +384,19 @@ class AdversarialICA(NetworkMethod):
 
     def fit(self, train: Split, valid: Split | None = None) -> AdversarialICA:
         separator, discriminator = self.setup(train)
-        self._train(AdversarialStep(self, separator, discriminator), train)
+        self._train(AdversarialStep(self, separator, discriminator), train,
+                    **self._validation_args(valid, self._validation_loss, False))
         return self
+
+    def _validation_loss(self, valid: Split) -> float:
+        """The L1 reconstruction error on ``valid``."""
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            with autocast(x.device.type, self.amp):
+                logits, _ = self.network_(x)
+            return reconstruction_l1(logits, x)
+
+        return self._mean_score(valid, score)
 
     # --------------------------------------------------------------- inference
     @torch.no_grad()
@@ -392,5 +419,5 @@ class AdversarialICA(NetworkMethod):
 
 __all__ = [
     "AdversarialICA", "AdversarialICANetwork", "AdversarialStep", "IndependenceDiscriminator",
-    "discriminator_loss", "independent_permutations", "separator_adversarial_loss", "shuffle_maps",
+    "discriminator_loss", "independent_permutations", "reconstruction_l1", "separator_adversarial_loss", "shuffle_maps",
 ]

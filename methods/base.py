@@ -144,8 +144,15 @@ class Method(ABC):
         Whether :meth:`fit` learns anything from the training data (False for per-segment
         heuristics and the mixture floor): a method that learns nothing is scored even where
         there are no training recordings, and gets no rows trained on other data.
+    kind : str
+        ``"method"`` (a separation method) or ``"trivial"`` (an estimate that does no
+        separation, such as the mixture itself or an all-zero image): trivial rows form their
+        own block of every table, and a method *separates* only where it beats the best of them.
     modalities : tuple of str
         Signal kinds it handles: ``"1d"``, ``"2d"``.
+    target_kinds : tuple of str
+        What the suite scores that the method's outputs can serve: ``"waveform"`` (the sources
+        themselves) and/or ``"rate"`` (a rate read off the output, as for respiration).
     device_support : str
         ``"none"`` (pure CPU code), ``"optional"`` (uses a GPU when given one)
         or ``"required"``.
@@ -171,12 +178,17 @@ class Method(ABC):
         Parameters added after cells were computed, with the value that reproduces the
         behaviour from before they existed; at that value they are left out of cell keys, so
         the cells computed before stay valid.
+    param_constraints : dict
+        Allowed values per parameter, checked before any cell runs, e.g. ``{"epochs": ">=1",
+        "activation": "relu|linear"}`` (:mod:`benchmark.parameter_checks`).
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     supervised: ClassVar[bool] = False
     learns: ClassVar[bool] = True
+    kind: ClassVar[str] = "method"
+    target_kinds: ClassVar[tuple[str, ...]] = ("waveform", "rate")
     modalities: ClassVar[tuple[Modality, ...]] = ("1d", "2d")
     device_support: ClassVar[str] = "none"
     inputs: ClassVar[tuple[str, ...] | None] = None
@@ -184,6 +196,7 @@ class Method(ABC):
     dependencies: ClassVar[tuple[str, ...]] = ("numpy", "scipy", "scikit-learn", "torch")
     version: ClassVar[int] = 1
     neutral_params: ClassVar[dict[str, Any]] = {}
+    param_constraints: ClassVar[dict[str, str]] = {}
     show_outputs: ClassVar[bool] = False
 
     context: RunContext = RunContext()
@@ -243,6 +256,7 @@ class Method(ABC):
     @classmethod
     def check_applicable(
         cls, modality: Modality, inputs: tuple[str, ...], device: str = "cpu", targets_available: bool = True,
+        target_kind: str = "waveform",
     ) -> str | None:
         """Why this method cannot run on data of a kind, or ``None`` if it can.
 
@@ -256,11 +270,15 @@ class Method(ABC):
             The run device.
         targets_available : bool
             Whether the training data comes with true sources (supervised methods need them).
+        target_kind : str
+            What the suite scores: ``"waveform"`` or ``"rate"``.
         """
         if modality not in cls.modalities:
             return f"{cls.name} handles {'/'.join(cls.modalities)} signals, not {modality}"
         if cls.inputs is not None and not set(cls.inputs) & set(inputs):
             return f"{cls.name} is designed for {'/'.join(cls.inputs)} input; the data offers {'/'.join(inputs)}"
+        if target_kind not in cls.target_kinds:
+            return f"{cls.name} serves {'/'.join(cls.target_kinds)} targets; the suite scores a {target_kind}"
         if cls.supervised and not targets_available:
             return f"{cls.name} is supervised and the data has no training targets"
         if cls.device_support == "required" and not device.startswith("cuda"):

@@ -227,6 +227,7 @@ class _EmbeddingDecomposition(Method):
     family: ClassVar[str] = ""
     modalities = ("1d",)
     learns = False  # each segment is decomposed on its own
+    param_constraints = {"target_rate": ">0", "window_seconds": ">0"}
 
     def __init__(
         self, n_components: int = 6, max_iter: int | None = None, seed: int = 0,

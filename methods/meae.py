@@ -86,6 +86,9 @@ class MEAE(MultiEncoderMethod):
         default); see :func:`methods._losses.block_weighting`.
     grad_clip : gradient-norm clipping (0 disables it).
     keep_best : keep the epoch with the lowest validation reconstruction loss.
+    patience : early stopping: stop after this many epochs without a validation improvement
+        (``None``: train every epoch); implies validating and ``keep_best``, needs a validation
+        split (see :func:`methods._loop.run_epochs`).
     encoding_activation : ``"linear"`` (the paper's text) or ``"relu"`` (the authors' code).
     batch_norm_momentum : encoder BatchNorm momentum (0.8 in the authors' code, the paper profiles).
     amp : bf16 autocast on CUDA.
@@ -96,15 +99,19 @@ class MEAE(MultiEncoderMethod):
     """
 
     name = "meae"
-    neutral_params = {"cpu_bf16": False}
+    neutral_params = {"cpu_bf16": False, "patience": None}
     description = "Multi-encoder autoencoder (the paper's method): masking inference, blind"
     supervised = False
     show_outputs = True
+    param_constraints = {"lambda_mix": ">=0", "lambda_zero": ">=0", "lambda_z": ">=0",
+                         "mixing_weighting": "uniform|position|banded", "encoding_activation": "linear|relu"}
     profiles = {
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
         ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
         **modality_profiles(TRIANGLES_TINY, SMALL_QUICK),  # other suites: the small 4-level network
+        # sines quick: train to convergence (early stopping on validation, patience 5, at most 100 epochs)
+        ("sines", "quick"): dict(SMALL_QUICK, epochs=100, lr_step_epochs=50, patience=5),
     }
 
     def __init__(
@@ -113,7 +120,7 @@ class MEAE(MultiEncoderMethod):
         weight_decay: float = 1e-5, lr_step_epochs: int = 50, lr_gamma: float = 0.1,
         lambda_mix: float = 0.5, lambda_zero: float = 1e-2, lambda_z: float = 1e-2,
         mixing_weighting: str = "uniform", grad_clip: float = 0.5, keep_best: bool = False,
-        encoding_activation: str = "linear", batch_norm_momentum: float = 0.1,
+        patience: int | None = None, encoding_activation: str = "linear", batch_norm_momentum: float = 0.1,
         amp: bool = True, cpu_bf16: bool = False, compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.n_encoders = n_encoders
@@ -132,6 +139,7 @@ class MEAE(MultiEncoderMethod):
         self.mixing_weighting = mixing_weighting
         self.grad_clip = grad_clip
         self.keep_best = keep_best
+        self.patience = patience
         self.encoding_activation = encoding_activation
         self.batch_norm_momentum = batch_norm_momentum
         self.amp = amp

@@ -15,6 +15,7 @@ class MixtureAsEstimate(Method):
     description = "Trivial floor: the mixture itself as the estimate of every source"
     modalities = ("1d", "2d")
     learns = False
+    kind = "trivial"
 
     def __init__(self) -> None:
         pass

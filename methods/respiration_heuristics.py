@@ -346,6 +346,8 @@ class _Banded(RespiratoryHeuristic):
         joblib workers over chunks of segments.
     """
 
+    param_constraints: ClassVar[dict[str, str]] = {"low": ">0", "high": ">0", "order": ">=1"}
+
     def __init__(self, low: float = 0.1, high: float = 0.5, order: int = 2, n_jobs: int = 1):
         self.low = low
         self.high = high
@@ -374,6 +376,8 @@ class _BeatModulation(_Banded):
     n_jobs : int
         joblib workers over chunks of segments.
     """
+
+    param_constraints: ClassVar[dict[str, str]] = {"interpolation": "linear|cubic"}
 
     def __init__(
         self,

@@ -54,12 +54,13 @@ class SupervisedAE(MultiEncoderMethod):
     channels, hidden, kernel_size : architecture (see :class:`methods._networks.NetworkConfig`).
     epochs, batch_size, lr, weight_decay, lr_step_epochs, lr_gamma, grad_clip : training.
     keep_best : keep the epoch with the lowest validation loss.
+    patience : early stopping, as for MEAE (implies validating and ``keep_best``).
     batch_norm_momentum : BatchNorm momentum (0.8 in the authors' code, the paper profiles).
     amp, cpu_bf16, compile_model, seed : as for MEAE.
     """
 
     name = "supervised_ae"
-    neutral_params = {"cpu_bf16": False}
+    neutral_params = {"cpu_bf16": False, "patience": None}
     description = "Supervised autoencoder trained on the true sources (upper reference, not blind)"
     supervised = True
     profiles = {
@@ -67,13 +68,15 @@ class SupervisedAE(MultiEncoderMethod):
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
         ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
         **modality_profiles(TRIANGLES_TINY, SMALL_QUICK),  # other suites: the small 4-level network
+        # sines quick: trained to convergence (early stopping on validation, patience 5, at most 100 epochs)
+        ("sines", "quick"): dict(SMALL_QUICK, epochs=100, patience=5),
     }
 
     def __init__(
         self, channels: tuple[int, ...] = (24, 48, 96, 144), hidden: int = 96, kernel_size: int = 7,
         epochs: int = 100, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5,
         lr_step_epochs: int = 50, lr_gamma: float = 0.1, grad_clip: float = 0.5,
-        keep_best: bool = False, batch_norm_momentum: float = 0.1, amp: bool = True,
+        keep_best: bool = False, patience: int | None = None, batch_norm_momentum: float = 0.1, amp: bool = True,
         cpu_bf16: bool = False, compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.channels = channels
@@ -87,6 +90,7 @@ class SupervisedAE(MultiEncoderMethod):
         self.lr_gamma = lr_gamma
         self.grad_clip = grad_clip
         self.keep_best = keep_best
+        self.patience = patience
         self.batch_norm_momentum = batch_norm_momentum
         self.amp = amp
         self.cpu_bf16 = cpu_bf16

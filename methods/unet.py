@@ -98,6 +98,10 @@ class UNetSeparator(NetworkMethod):
     epochs, batch_size, lr, weight_decay, grad_clip : training (Adam; ``grad_clip`` 0: none).
     keep_best : bool
         Keep the epoch with the lowest validation MSE (when a validation split is given).
+    patience : int or None
+        Early stopping: stop after this many epochs without a validation improvement
+        (``None``: train every epoch); implies ``keep_best`` and needs a validation split with
+        the true sources (see :func:`methods._loop.run_epochs`).
     amp : bool
         bf16 autocast on CUDA.
     compile_model : bool
@@ -107,10 +111,12 @@ class UNetSeparator(NetworkMethod):
     """
 
     name = "unet"
+    neutral_params = {"patience": None}
     description = "Supervised U-Net (3 levels, skip connections), MSE on the true sources (upper reference, not blind)"
     supervised = True
     modalities = ("2d",)
     network_class = UNet
+    param_constraints = {"width": ">=1"}
     profiles = {
         ("images", "paper"): IMAGES_PAPER, ("images", "quick"): IMAGES_QUICK, ("images", "tiny"): IMAGES_TINY,
         **modality_profiles(TINY, QUICK, ("2d",)),  # other 2-D suites (triangles: 64x64)
@@ -118,8 +124,8 @@ class UNetSeparator(NetworkMethod):
 
     def __init__(
         self, width: int = 40, epochs: int = 69, batch_size: int = 128, lr: float = 1e-3,
-        weight_decay: float = 0.0, grad_clip: float = 1.0, keep_best: bool = True, amp: bool = True,
-        compile_model: bool = False, seed: int = 0,
+        weight_decay: float = 0.0, grad_clip: float = 1.0, keep_best: bool = True,
+        patience: int | None = None, amp: bool = True, compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.width = width
         self.epochs = epochs
@@ -128,6 +134,7 @@ class UNetSeparator(NetworkMethod):
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
         self.keep_best = keep_best
+        self.patience = patience
         self.amp = amp
         self.compile_model = compile_model
         self.seed = seed
@@ -175,11 +182,8 @@ class UNetSeparator(NetworkMethod):
                       compile_model=self.compile_model)
         self._set_prior_bias(train.targets)
         optimizer = torch.optim.Adam(self.network_.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
-        validate = None
-        if valid is not None and len(valid) and valid.targets is not None and self.keep_best:
-            validate = lambda: self._validation_mse(valid)  # noqa: E731
         self._train(GradientStep(self.network_, optimizer, self._step_losses, self.grad_clip or None), train,
-                    validate=validate, keep_best=self.keep_best)
+                    **self._validation_args(valid, self._validation_mse, self.keep_best, needs_targets=True))
         return self
 
     # --------------------------------------------------------------- separation

@@ -68,6 +68,8 @@ PROFILES = {
     ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
     ("mesa", "quick"): MESA_QUICK, ("mesa", "tiny"): MESA_TINY,
     **modality_profiles(TRIANGLES_TINY, TRIANGLES_QUICK),  # other suites: the small network
+    # sines quick: trained to convergence (early stopping on validation, patience 5, at most 100 epochs)
+    ("sines", "quick"): dict(TRIANGLES_QUICK, epochs=100, warmup_epochs=3, patience=5),
 }
 
 
@@ -165,8 +167,10 @@ class VAEBSS(NetworkMethod):
     * Source outputs go through a sigmoid: non-negative and in [0, 1] like the
       data (min-max scaled segments, images), which also keeps the mask
       denominator positive.
-    * Log-variances are clamped to [-12, 8] for numerical safety; ``valid`` is
-      not used.
+    * Log-variances are clamped to [-12, 8] for numerical safety.
+    * ``valid`` is used only for early stopping (``patience``): its score is the
+      loss at the final KL weight ``beta`` with the posterior means, and the
+      warm-up epochs do not count towards ``patience``.
     * 1-D signals run as height-1 channels-last 2-D convolutions (as in
       :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
 
@@ -189,6 +193,10 @@ class VAEBSS(NetworkMethod):
         Scale ``b`` of the Laplace likelihood.
     grad_clip : float
         Gradient-norm clipping (0 disables it).
+    patience : int or None
+        Early stopping: stop after this many epochs (after the warm-up) without a validation
+        improvement; ends with the best validation epoch's weights and needs a validation
+        split (``None``: train every epoch, no validation).
     amp : bool
         bf16 autocast on CUDA.
     seed : int
@@ -201,13 +209,15 @@ class VAEBSS(NetworkMethod):
     supervised = False
     device_support = "optional"
     profiles = PROFILES
+    param_constraints = {"kernel_size": ">=1, odd", "beta": ">=0", "warmup_epochs": ">=0", "laplace_scale": ">0"}
+    neutral_params = {"patience": None}
     mask: ClassVar[bool] = False
 
     def __init__(
         self, n_sources: int = 3, channels: tuple[int, ...] = (32, 64, 128, 128), latent: int = 32,
         kernel_size: int = 5, epochs: int = 100, batch_size: int = 256, lr: float = 1e-3,
         beta: float = 0.5, warmup_epochs: int = 20, laplace_scale: float = math.sqrt(0.5),
-        grad_clip: float = 0.0, amp: bool = True, seed: int = 0,
+        grad_clip: float = 0.0, patience: int | None = None, amp: bool = True, seed: int = 0,
     ) -> None:
         self.n_sources = n_sources
         self.channels = channels
@@ -220,6 +230,7 @@ class VAEBSS(NetworkMethod):
         self.warmup_epochs = warmup_epochs
         self.laplace_scale = laplace_scale
         self.grad_clip = grad_clip
+        self.patience = patience
         self.amp = amp
         self.seed = seed
 
@@ -271,10 +282,15 @@ class VAEBSS(NetworkMethod):
             nonlocal step
             step = epoch * steps_per_epoch
 
-        self._train(GradientStep(self.network_, optimizer, step_losses, self.grad_clip), train, on_resume=on_resume)
+        self._train(GradientStep(self.network_, optimizer, step_losses, self.grad_clip), train, on_resume=on_resume,
+                    patience_start=self.warmup_epochs, **self._validation_args(valid, self._validation_loss, False))
         for entry in self.history_:  # the KL weight of each epoch's last step
             entry["kl_weight"] = kl_weight((entry["epoch"] + 1) * steps_per_epoch - 1, warmup_steps, self.beta)
         return self
+
+    def _validation_loss(self, valid: Split) -> float:
+        """The loss at the final KL weight ``beta`` with the posterior means, on ``valid``."""
+        return self._mean_score(valid, lambda x: self.loss_terms(x, self.beta, sample=False)[0]["total"])
 
     # --------------------------------------------------------------- inference
     @torch.no_grad()

@@ -92,7 +92,8 @@ def test_dask_run_matches_joblib(cluster, cache, tmp_path):
     dask_runs = pd.read_csv(_root(results) / "runs.csv").sort_values(KEYS).reset_index(drop=True)
     joblib_runs = pd.read_csv(_root(joblib_results) / "runs.csv").sort_values(KEYS).reset_index(drop=True)
     pd.testing.assert_frame_equal(dask_runs[KEYS], joblib_runs[KEYS])
-    assert len(dask_runs) == 3 * 2 * 2 * 2  # cells x sources x metrics x (fixed mapping, PIT oracle)
+    # (mixture + 2 methods x (fixed mapping, PIT oracle)) x sources x metrics (MSE, SSIM, SI-SDR, SI-SDRi)
+    assert len(dask_runs) == 5 * 2 * 4
     np.testing.assert_allclose(dask_runs["value"], joblib_runs["value"], rtol=1e-6, atol=1e-9)
 
     manifest = json.loads((_root(results) / "manifest.json").read_text())
@@ -134,7 +135,7 @@ def test_cli_dask_backend(cli_run):
     assert proc.returncode == 0, err
     assert "1 cells run" in out and "0 failed" in out
     root = _root(cwd / "results")
-    assert "| mixture | measured |" in (root / "leaderboard.md").read_text()
+    assert "| mixture | trivial | measured |" in (root / "leaderboard.md").read_text()
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["execution"] == {"backend": "dask", "scheduler": "local", "workers": 2}
 

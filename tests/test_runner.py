@@ -193,15 +193,15 @@ def test_run_writes_every_output(base):
     assert list(board.columns)[:9] == ["suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source"]
     assert set(board.source) == {"measured", "paper"}
     measured = board[board.source == "measured"]
-    assert set(measured.method) == {"mixture", "meae", "mixture (PIT oracle)", "meae (PIT oracle)"}
-    assert len(measured) == 4 * 2 * 2  # (methods + their oracle rows) x sources x metrics
+    assert set(measured.method) == {"mixture", "meae", "meae (PIT oracle)"}  # no oracle rows for trivial rows
+    assert len(measured) == 3 * 2 * 4  # (methods + meae's oracle rows) x sources x metrics
     assert set(measured.n_seeds) == {1} and measured["std"].isna().all()
     assert np.isfinite(measured["mean"]).all()
     paper = board[board.source == "paper"]
     assert paper[(paper.method == "meae") & (paper.target == "triangle") & (paper.metric == "mse")]["mean"].item() == pytest.approx(0.00636)
 
     runs = pd.read_csv(root / "runs.csv")
-    assert len(runs) == 16 and set(runs.cell_id) == CELLS
+    assert len(runs) == 24 and set(runs.cell_id) == CELLS  # as the measured leaderboard rows, one seed
 
     manifest = json.loads((root / "manifest.json").read_text())
     for key in ("packages", "git", "seeds", "data", "cells", "device", "methods", "last_run"):
@@ -212,7 +212,7 @@ def test_run_writes_every_output(base):
     assert manifest["data"]["n_test"] == 32 and manifest["data"]["generator"]["n"] == 160
 
     markdown = (root / "leaderboard.md").read_text()
-    assert "| mixture | measured |" in markdown and "meae (paper, reference)" in markdown
+    assert "| mixture | trivial | measured |" in markdown and "meae (paper, reference)" in markdown
 
     meae = _cell(results, "meae__seed0")
     assert meae["status"] == "finished" and meae["details"]["reloaded_model"] is False

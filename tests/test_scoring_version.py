@@ -30,6 +30,16 @@ GOLDEN = {
             "loa_high_bpm": 3.006690420931841, "rmse_bpm": 1.3577208934344422, "within2_pct": 86.84210526315789,
         },
     },
+    ("mesa", 3): {
+        "rate_bpm": 16.174323261821858,
+        "agreement": {
+            "mae_bpm": 1.0683110421338977, "bias_bpm": 0.4970711241389557, "loa_low_bpm": -2.0125481726539296,
+            "loa_high_bpm": 3.006690420931841, "rmse_bpm": 1.3577208934344422, "within2_pct": 86.84210526315789,
+        },
+        "mae_per_recording": [0.29915109495872727, 1.2121961214423607, 0.1923804775976521, 0.24497279672103822],
+    },
+    # SI-SDR with its floor (images and sines version 2): a constant estimate sits at -50 dB.
+    ("si_sdr", 2): [-50.0, -50.0, 9.445118872855515, 9.610240090599515],
 }
 
 
@@ -53,6 +63,37 @@ def test_mesa_scoring_matches_its_version():
     t = np.arange(12288) / 200.0
     x = np.sin(2 * np.pi * 0.27 * t + 0.4) + 0.3 * np.sin(2 * np.pi * 1.1 * t) + 0.05 * rng.standard_normal(t.size)
     assert respiratory_rate(x, 200.0) == pytest.approx(golden["rate_bpm"], rel=1e-9)
+
+
+def test_mesa_mae_per_recording_matches_its_version():
+    from benchmark.suites.mesa import mae_per_recording
+
+    golden = GOLDEN[("mesa", MesaSuite.scoring_version)]
+    rng = np.random.default_rng(7)
+    reference = rng.uniform(10, 20, 40)
+    estimate = reference + rng.normal(0.5, 1.5, 40)
+    estimate[3], reference[5] = np.nan, np.nan
+    recordings = np.repeat(np.arange(4), 10)
+    values = mae_per_recording(estimate, reference, recordings)
+    assert values.tolist() == pytest.approx(golden["mae_per_recording"], rel=1e-9)
+    # Both means over the segments where both have a rate: recording 0 leaves segment 3 out of the
+    # reference's mean too (the mutation that averages each side over its own segments fails here).
+    both = np.isfinite(estimate[:10]) & np.isfinite(reference[:10])
+    assert values[0] == pytest.approx(abs(estimate[:10][both].mean() - reference[:10][both].mean()))
+    assert values[0] != pytest.approx(abs(np.nanmean(estimate[:10]) - np.nanmean(reference[:10])))
+
+
+def test_si_sdr_with_its_floor_matches_the_image_and_sine_suites_version():
+    from benchmark.metrics import si_sdr
+    from benchmark.suites.images import ImagesSuite
+    from benchmark.suites.sines import SinesSuite
+
+    assert ImagesSuite.scoring_version == SinesSuite.scoring_version == 2
+    a, b, _ = _images()
+    estimates = b.copy()
+    estimates[0] = 0.3  # a constant (empty) estimate
+    estimates[1] = 0.0
+    assert si_sdr(estimates, a).tolist() == pytest.approx(GOLDEN[("si_sdr", 2)], rel=1e-9)
 
 
 def test_mesa_agreement_statistics_match_their_version_and_their_definitions():

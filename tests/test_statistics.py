@@ -105,26 +105,36 @@ def _board(rows):
     ])
 
 
-def test_comparisons_pick_the_floor_and_the_best_other_blind_method():
+def test_comparisons_pick_the_best_trivial_on_validation_and_the_best_other_blind_method():
     rng = np.random.default_rng(3)
     base = rng.uniform(0.1, 0.2, size=50)
     items = {
         ("mixture", "mixture", "x", "mse"): [base],
+        ("half_mixture", "mixture", "x", "mse"): [base - 0.01],
         ("good", "mixture", "x", "mse"): [base - 0.05],
         ("better", "mixture", "x", "mse"): [base - 0.08],
         ("oracle_like", "mixture", "x", "mse"): [base - 0.1],
     }
-    board = _board([("mixture", base.mean()), ("good", (base - 0.05).mean()), ("better", (base - 0.08).mean()),
-                    ("oracle_like", (base - 0.1).mean())])
-    labels = {"mixture": "mixture", "good": "good", "better": "better", "oracle_like": "oracle_like"}
-    table = paired_comparisons(board, items, labels, "s", ("mse",), lambda _: None,
+    board = _board([("mixture", base.mean()), ("half_mixture", (base - 0.01).mean()), ("good", (base - 0.05).mean()),
+                    ("better", (base - 0.08).mean()), ("oracle_like", (base - 0.1).mean())])
+    kinds = pd.Series(["trivial", "trivial", "method", "method", "method"], index=board.index)
+    labels = {m: m for m in board["method"]}
+    # On validation the mixture is the better trivial estimate: it is the comparator, although
+    # half_mixture is better on test.
+    valid = {("mixture", "mixture", "x", "mse"): 0.1, ("half_mixture", "mixture", "x", "mse"): 0.2}
+    table = paired_comparisons(board, kinds, items, labels, valid, "s", ("mse",), lambda _: None,
                                is_blind=lambda m: m != "oracle_like", pairing="test items")
     good = table[table["method"] == "good"].set_index("versus")
-    assert good.loc["floor", "versus_method"] == "mixture"
-    assert good.loc["floor", "mean_difference"] == pytest.approx(-0.05)
+    assert good.loc["best trivial (validation)", "versus_method"] == "mixture"
+    assert good.loc["best trivial (validation)", "mean_difference"] == pytest.approx(-0.05)
     assert good.loc["best other blind", "versus_method"] == "better"  # not the supervised one
     assert good.loc["best other blind", "p_value"] < 1e-6
-    assert "floor" not in set(table[table["method"] == "mixture"]["versus"])
+    assert set(table["method"]) == {"good", "better", "oracle_like"}  # trivial rows are not compared
+    # Holm: the adjusted p-values are the raw ones times the number of tests still in play, monotone.
+    ordered = table.sort_values("p_value")
+    m = len(ordered)
+    expected = np.maximum.accumulate(np.minimum(1, ordered["p_value"].to_numpy() * np.arange(m, 0, -1)))
+    np.testing.assert_allclose(ordered["p_holm"].to_numpy(), expected)
 
 
 def test_intervals_only_for_rows_whose_every_seed_has_items():

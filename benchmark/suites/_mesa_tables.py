@@ -74,6 +74,6 @@ def _agreement_markdown(suite: Any, leaderboard: pd.DataFrame) -> str:
         "\n## Agreement with each reference (breaths/min)\n\n"
         "On the test segments where both have a rate: bias = mean(estimate − reference), 95 % limits "
         "of agreement = bias ± 1.96 SD (Bland-Altman), RMSE, share of segments within 2 breaths/min; "
-        "MAE per recording compares each recording's mean rates (segments of one recording are not "
-        "independent).\n\n" + markdown_table(table, columns)
+        "MAE per recording compares each recording's mean rates over the segments where both have a rate "
+        "(segments of one recording are not independent).\n\n" + markdown_table(table, columns, verdicts=False)
     )

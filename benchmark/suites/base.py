@@ -24,7 +24,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.leaderboard import ColumnSpec, markdown_table
 from benchmark.metrics import get_metric
 from benchmark.profiles import PROFILES
-from benchmark.scoring import ORACLE_VARIANT, score_oracle, score_sources
+from benchmark.scoring import DERIVED_METRICS, ORACLE_VARIANT, score_oracle, score_sources, si_sdri_rows
 from methods.base import Method, Split
 
 __all__ = [
@@ -180,6 +180,12 @@ class Suite(ABC):
         Data settings for each profile name of :data:`benchmark.profiles.PROFILES`.
     dependencies : tuple of str
         Packages whose versions can change the suite's data or scores (:mod:`benchmark.provenance`).
+    target_kind : str
+        What is scored: ``"waveform"`` (the sources themselves) or ``"rate"`` (a rate read off
+        the chosen output); methods declare which they serve (``Method.target_kinds``).
+    verdict_metrics : tuple of str
+        Metrics a row's *separates* verdict is decided on, in order of preference: the first
+        that both the row and the best trivial baseline have (see :mod:`benchmark.verdicts`).
     scoring_version : int
         Version of the suite's data and scoring code: bump it when they change results (part of
         every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it).
@@ -213,6 +219,8 @@ class Suite(ABC):
     in_all: bool = True
     data_variant: tuple[str, str] | None = None
     models_shared_with: str | None = None
+    target_kind: str = "waveform"
+    verdict_metrics: tuple[str, ...] = ("si_sdri",)
     scoring_version: int = 1
 
     # ------------------------------------------------------------ settings
@@ -229,7 +237,7 @@ class Suite(ABC):
         Decided from what the method declares (modality, inputs, supervision, GPU need)
         against what the suite offers; no suite names are involved.
         """
-        return cls.check_applicable(self.modality, self.inputs, device, self.provides_targets)
+        return cls.check_applicable(self.modality, self.inputs, device, self.provides_targets, self.target_kind)
 
     # ------------------------------------------------------------ protocol
     @abstractmethod
@@ -266,7 +274,8 @@ class Suite(ABC):
         metrics computed per source from estimates and targets; a suite whose declared metrics
         include derived ones (SI-SDR improvement needs the mixture) passes the others.
         """
-        metric_names = self.metrics if metric_names is None else metric_names
+        if metric_names is None:
+            metric_names = tuple(m for m in self.metrics if m not in DERIVED_METRICS)
         train, valid, test = splits["train"], splits["valid"], splits["test"]
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
 
@@ -278,10 +287,17 @@ class Suite(ABC):
 
         start = time.perf_counter()
         scores, items = score_sources(candidates, test.targets, assignment, metric_names, input_name)
-        if candidates.shape[1] >= max(2, len(test.source_names)):
+        if candidates.shape[1] >= max(2, len(test.source_names)) and method.kind != "trivial":
             oracle_rows, oracle_items = score_oracle(candidates, test.targets, test.source_names, metric_names, input_name)
             scores += oracle_rows
             items.update(oracle_items)
+        derived_rows, derived_items = self._derived(scores, items, test, metric_names, input_name)
+        scores += derived_rows
+        items.update(derived_items)
+        valid_scores = None
+        if method.kind == "trivial":  # the verdicts pick the best trivial baseline on validation
+            valid_scores = self._scores(candidates=self._bounded(method.separate(valid.mixtures)), split=valid,
+                                        assignment=assignment, metric_names=metric_names, input_name=input_name)
         score_seconds = time.perf_counter() - start
 
         arrays = {
@@ -299,8 +315,27 @@ class Suite(ABC):
             "training_budget": getattr(method, "training_budget_", None),
             "n_parameters": getattr(method, "n_parameters_", None),
         }
+        if valid_scores is not None:
+            details["valid_scores"] = valid_scores
         timings = {"fit": fit_seconds, "separate": separate_seconds, "score": score_seconds}
         return CellOutcome(scores, details, arrays, timings)
+
+    def _derived(self, scores: list[dict], items: dict[str, np.ndarray], split: Split, metric_names: tuple[str, ...],
+                 input_name: str) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """SI-SDRi rows from the SI-SDR items, where the suite declares ``si_sdri``."""
+        if "si_sdri" not in self.metrics or "si_sdr" not in metric_names:
+            return [], {}
+        return si_sdri_rows(scores, items, self._bounded(np.asarray(split.mixtures)), split.targets, split.source_names, input_name)
+
+    def _scores(self, candidates: np.ndarray, split: Split, assignment, metric_names: tuple[str, ...],
+                input_name: str) -> dict[str, dict[str, float]]:
+        """``{target: {metric: value}}`` of candidates on a split with one assignment (validation scores)."""
+        rows, items = score_sources(candidates, split.targets, assignment, metric_names, input_name)
+        rows += self._derived(rows, items, split, metric_names, input_name)[0]
+        out: dict[str, dict[str, float]] = {}
+        for row in rows:
+            out.setdefault(row["target"], {})[row["metric"]] = float(row["value"])
+        return out
 
     def _bounded(self, candidates: np.ndarray) -> np.ndarray:
         return candidates if self.estimate_range is None else np.clip(candidates, *self.estimate_range)

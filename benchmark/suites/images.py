@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.keys import digest
-from benchmark.metrics import SSIM_SETTINGS, Metric, get_metric, metrics, register_metric, si_sdr
+from benchmark.metrics import SSIM_SETTINGS, get_metric
 from benchmark.scoring import item_key, score_row
 from benchmark.suites.base import (
     BenchmarkError,
@@ -80,20 +80,6 @@ REFERENCE_MSE = (
 )
 
 
-def si_sdr_improvement(estimates: np.ndarray, references: np.ndarray) -> np.ndarray:
-    """SI-SDR improvement in dB per item: SI-SDR(estimate, target) - SI-SDR(mixture, target).
-
-    ``references`` is ``(n, 2, *shape)``: the target, then the mixture. The suite computes the
-    same difference from the stored per-item SI-SDR values (:meth:`ImagesSuite.derived_rows`).
-    """
-    references = np.asarray(references)
-    return si_sdr(estimates, references[:, 0]) - si_sdr(references[:, 1], references[:, 0])
-
-
-if "si_sdri" not in metrics():
-    register_metric(Metric("si_sdri", si_sdr_improvement, True, 2, "SI-SDRi", unit="dB"))
-
-
 class ImagesSuite(Suite):
     """MNIST digit pairs and MNIST + Fashion-MNIST pairs, one task per input."""
 
@@ -102,11 +88,13 @@ class ImagesSuite(Suite):
     modality = "2d"
     inputs = tuple(TASKS)
     metrics = (*SCORED_METRICS, "si_sdri")
+    headline_metrics = ("si_sdri", "mse")
     column_targets = (*TASKS["digits"], *TASKS["digit+fashion"], BOTH)
     estimate_range = (0.0, 1.0)
     n_examples = N_EXAMPLES
     profiles = PROFILES
     dependencies = ("numpy", "scipy", "scikit-image")
+    scoring_version = 2  # 2: SI-SDR floor (an empty output scores SI_SDR_FLOOR_DB, not 0 dB)
 
     # ------------------------------------------------------------------ data
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
@@ -173,7 +161,6 @@ class ImagesSuite(Suite):
         metric_names: tuple[str, ...] | None = None,
     ) -> CellOutcome:
         """The default protocol with the per-source metrics, plus :meth:`derived_rows`."""
-        # SI-SDRi needs the mixture: derived from the stored per-item SI-SDR below.
         outcome = super().evaluate_splits(factory, splits, model_dir, input_name, metric_names or SCORED_METRICS)
         rows, items = self.derived_rows(outcome, splits["test"], input_name)
         outcome.scores += rows
@@ -182,23 +169,12 @@ class ImagesSuite(Suite):
 
     @staticmethod
     def derived_rows(outcome: CellOutcome, test: Split, input_name: str) -> tuple[list[dict], dict[str, np.ndarray]]:
-        """SI-SDRi per source and MSE over both sources, from the outcome's per-item values.
+        """The MSE over both sources (target ``both``, the mean of the two sources' MSE per item).
 
-        SI-SDRi of an item = its stored SI-SDR minus the SI-SDR of the test mixture against the
-        same source (rounded to float32 like the stored values, so the mixture row is 0 exactly).
-        A source without an assigned output gets rows with no items (NaN, ``n = 0``).
+        SI-SDRi comes from the default protocol (:func:`benchmark.scoring.si_sdri_rows`).
         """
         rows, items = [], {}
-        floor = {source: si_sdr(test.mixtures, test.targets[:, s]).astype(np.float32).astype(np.float64)
-                 for s, source in enumerate(test.source_names)}
-        variants = list(dict.fromkeys(r.get("variant", "") for r in outcome.scores))
-        for variant in variants:
-            for source in test.source_names:
-                key = item_key(input_name, source, "si_sdr", variant)
-                values = outcome.arrays[key].astype(np.float64) - floor[source] if key in outcome.arrays else np.zeros(0)
-                rows.append(score_row(input_name, source, "si_sdri", values, variant))
-                if len(values):
-                    items[item_key(input_name, source, "si_sdri", variant)] = values.astype(np.float32)
+        for variant in dict.fromkeys(r.get("variant", "") for r in outcome.scores):
             keys = [item_key(input_name, source, "mse", variant) for source in test.source_names]
             both = np.mean([outcome.arrays[k].astype(np.float64) for k in keys], axis=0) if all(k in outcome.arrays for k in keys) else np.zeros(0)
             rows.append(score_row(input_name, BOTH, "mse", both, variant))

@@ -109,6 +109,19 @@ class _Selection:
     input_name: str
 
 
+def mae_per_recording(estimate: np.ndarray, reference: np.ndarray, recordings: np.ndarray) -> np.ndarray:
+    """|mean estimated rate - mean reference rate| of each recording, in sorted recording order.
+
+    Both means are taken over the same segments: those where the estimate and the reference
+    both have a rate. A recording without such a segment gets NaN.
+    """
+    estimate = np.asarray(estimate, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    both = np.isfinite(estimate) & np.isfinite(reference)
+    return abs_rate_error(group_means(np.where(both, estimate, np.nan), recordings),
+                          group_means(np.where(both, reference, np.nan), recordings))
+
+
 def _load_rates(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path) as stored:
         return {k: stored[k] for k in stored.files}
@@ -128,7 +141,11 @@ class MesaSuite(Suite):
     pairing_unit = "test recordings"
     profiles = PROFILES
     dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
-    scoring_version = 2  # 2: agreement statistics (bias, limits of agreement, RMSE, within 2, per recording)
+    target_kind = "rate"
+    verdict_metrics = ("mae_bpm",)
+    # 2: agreement statistics (bias, limits of agreement, RMSE, within 2, per recording);
+    # 3: MAE per recording over the segments where both the estimate and the reference have a rate
+    scoring_version = 3
 
     # ------------------------------------------------------------------ data
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
@@ -312,8 +329,14 @@ class MesaSuite(Suite):
             rules = {"spectral": by_spectrum}
         else:
             rules = {"reference": by_reference, "spectral": by_spectrum}
+        by_target = {}  # every output's MAE against every reference on the selection segments
+        for name in CHOICE_REFERENCES:
+            key = f"{selection.split}__{name}"
+            if key in selection.reference and np.isfinite(selection.reference[key][selection.rows]).any():
+                by_target[name] = choose_by_reference(candidate_rates, selection.reference[key][selection.rows])[1]
         extra = {"selection_split": selection.split, "selection_segments": len(selection.rows),
-                 "selection_mae_vs_reference": reference_maes, "selection_band_share": band_shares}
+                 "selection_mae_vs_reference": reference_maes, "selection_band_share": band_shares,
+                 "selection_mae_by_reference": by_target}
         return rules, chooser, k_outputs, extra
 
     def _evaluate(self, method, selection, test_data, test_rows, reference, input_name, prefix, outcome) -> tuple | str:
@@ -362,7 +385,7 @@ class MesaSuite(Suite):
             for target in targets:
                 target_rates = reference[f"test__{target}"][test_rows]
                 rows, items = score_metrics(test_rates[k], target_rates, AGREEMENT, input_name, target, variant)
-                per_recording = abs_rate_error(group_means(test_rates[k], recordings), group_means(target_rates, recordings))
+                per_recording = mae_per_recording(test_rates[k], target_rates, recordings)
                 rows.append(score_row(input_name, target, "mae_bpm_recording", per_recording, variant))
                 items[item_key(input_name, target, "mae_bpm_recording", variant)] = per_recording.astype(np.float32)
                 outcome.scores += rows
@@ -389,7 +412,7 @@ class MesaSuite(Suite):
             if not (np.isfinite(target_rates).any() and np.isfinite(thoracic).any()):
                 continue  # a reference missing from every test recording
             scores, _ = score_metrics(thoracic, target_rates, AGREEMENT, "thoracic", target)
-            per_recording = abs_rate_error(group_means(thoracic, recordings), group_means(target_rates, recordings))
+            per_recording = mae_per_recording(thoracic, target_rates, recordings)
             scores.append(score_row("thoracic", target, "mae_bpm_recording", per_recording))
             rows += [{"suite": self.name, "method": THORACIC_ROW, "input": "thoracic", "target": target,
                       "metric": score["metric"], "mean": score["value"], "std": np.nan, "n_seeds": np.nan,

@@ -21,7 +21,8 @@ class SinesSuite(Suite):
     name = "sines"
     description = "Sine + sawtooth, single-channel sum (example suite: 1-D, linear)"
     modality = "1d"
-    metrics = ("mse", "si_sdr")
+    metrics = ("mse", "si_sdr", "si_sdri")
+    scoring_version = 2  # 2: SI-SDR floor and SI-SDRi
     profiles = {
         "tiny": {"n": 120, "length": 256, "seed": 0},
         "quick": {"n": 2000, "length": 512, "seed": 0},

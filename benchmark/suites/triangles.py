@@ -50,7 +50,9 @@ class TrianglesSuite(Suite):
     description = "Triangles & circles PNL image mixtures (paper Table 1: MSE/SSIM per source)"
     modality = "2d"
     inputs = ("mixture",)
-    metrics = ("mse", "ssim")
+    metrics = ("mse", "ssim", "si_sdr", "si_sdri")
+    headline_metrics = ("mse", "ssim", "si_sdri")
+    verdict_metrics = ("si_sdri", "mse")  # cells computed before SI-SDR was scored are judged on MSE
     column_targets = SOURCES
     estimate_range = (0.0, 1.0)
     n_examples = N_EXAMPLES
