@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.metrics import get_metric
+
 LEADERBOARD_COLUMNS = [
     "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
     "ci_low", "ci_high", "kind", "separates", "converged", "interval",
@@ -159,6 +161,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdict
     convergence_notes: list[str] = []
     stale_markers: dict[str, int] = {}
     targets = list(dict.fromkeys((c.input, c.target) for c in columns))
+    usual = _usual_verdict_metric(leaderboard)
     keys = leaderboard[["method", "source"]].drop_duplicates().itertuples(index=False)
 
     def kind_of(method: str, source: str) -> str:
@@ -200,7 +203,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdict
         n_seeds = "—" if source != "measured" else ", ".join(str(int(s)) for s in sorted(seeds) if np.isfinite(s))
         line = f"| {label} | {kind} | {source} | {n_seeds} | " + " | ".join(cells)
         if verdicts:
-            line += " | " + _separates(rows, targets, kind)
+            line += " | " + _separates(rows, targets, kind, usual)
         lines.append(line + " |")
     if convergence_notes:
         convergence_notes = [
@@ -220,13 +223,25 @@ def _first(rows: pd.DataFrame, column: str) -> str:
     return values[0] if values else ""
 
 
-def _separates(rows: pd.DataFrame, targets: list[tuple[str, str]], kind: str) -> str:
-    """The *Separates* cell of one row: each target's ``k/n`` (``—`` for rows that get no verdict)."""
+def _separates(rows: pd.DataFrame, targets: list[tuple[str, str]], kind: str, usual_metric: str) -> str:
+    """The *Separates* cell of one row: each target's ``k/n`` (``—`` for rows that get no verdict),
+    with the metric named where the verdict was decided on another than ``usual_metric``."""
     if kind != "method" or "separates" not in rows.columns:
         return "—"
     parts = []
     for input_name, target in targets:
-        value = _first(rows[(rows.input == input_name) & (rows.target == target)], "separates")
-        if value:
-            parts.append(f"{target.replace('_', ' ')} {value}")
+        same = rows[(rows.input == input_name) & (rows.target == target)]
+        decided = same[same["separates"].fillna("").astype(str) != ""]
+        if len(decided):
+            row = decided.iloc[0]
+            other = f" ({get_metric(row.metric).label})" if row.metric != usual_metric else ""
+            parts.append(f"{target.replace('_', ' ')} {row.separates}{other}")
     return ", ".join(dict.fromkeys(parts)) or "—"
+
+
+def _usual_verdict_metric(leaderboard: pd.DataFrame) -> str:
+    """The metric most verdicts of a leaderboard were decided on ("" when there is none)."""
+    if "separates" not in leaderboard.columns:
+        return ""
+    decided = leaderboard.loc[leaderboard["separates"].fillna("").astype(str) != "", "metric"]
+    return str(decided.mode().iloc[0]) if len(decided) else ""

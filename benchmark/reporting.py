@@ -118,8 +118,7 @@ def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> li
                 per_row.setdefault((record["label"], input_name), []).append(bool(verdict))
     column = []
     for label, input_name, source in zip(board["method"], board["input"], board["source"], strict=True):
-        base = label.split(" (")[0] if source == "measured" else None
-        found = per_row.get((base, input_name)) or per_row.get((label, input_name))
+        found = per_row.get((label.split(" (")[0], input_name)) if source == "measured" else None
         column.append(f"{sum(found)}/{len(found)}" if found else "")
     return column
 

@@ -192,8 +192,9 @@ def verdicts(
 def separates_column(board: pd.DataFrame, found: dict[tuple[str, str, str], Verdict]) -> list[str]:
     """The ``separates`` column of ``leaderboard.csv``: filled on the verdict-metric row of each verdict."""
     column = []
-    for label, input_name, target, metric in zip(board["method"], board["input"], board["target"], board["metric"], strict=True):
-        verdict = found.get((label, input_name, target))
+    rows = zip(board["method"], board["input"], board["target"], board["metric"], board["source"], strict=True)
+    for label, input_name, target, metric, source in rows:
+        verdict = found.get((label, input_name, target)) if source == "measured" else None
         column.append(verdict.separates if verdict is not None and verdict.metric == metric else "")
     return column
 

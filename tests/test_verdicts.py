@@ -216,3 +216,13 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
     assert len(recordings) < MIN_GROUPS
     assert row["interval"] == "none: too few test recordings" and row["ci_low"] == ""
     assert row["separates"] == "too few test recordings"
+
+
+def test_paper_rows_of_a_method_get_no_verdict():
+    from benchmark.verdicts import separates_column
+
+    board, kinds, items, valid = _verdict_case([2.0])
+    paper = board.iloc[[2]].assign(source="paper")
+    found, _ = verdicts(board, kinds, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
+    both = pd.concat([board, paper], ignore_index=True)
+    assert separates_column(both, found) == ["", "", "1/1", ""]

@@ -401,7 +401,7 @@ class Suite(ABC):
                 "Each test item's outputs assigned to its sources with the true sources, as the "
                 "permutation-invariant (PIT) numbers of the source-separation literature are; the "
                 "table above uses one mapping chosen on validation, the benchmark's number.\n\n"
-                + markdown_table(leaderboard[oracle], columns)
+                + markdown_table(leaderboard[oracle], columns, verdicts=False)
             )
         return text
 
