@@ -226,6 +226,11 @@ class Metric:
         ``values -> (value, n)``: how per-item values become the leaderboard value.
     unit : str
         Unit of the values, for documentation.
+    per_group_of : str
+        For a per-recording metric: the per-item metric whose values, averaged per group of
+        items (recording) over the finite ones, give this metric's per-group values (their
+        absolute value). Reports derive it from the stored per-item values
+        (:func:`benchmark.scoring.derive_per_group`), so every cell is scored by the same code.
     interval : str
         How a bootstrap interval is formed: ``"mean"`` (the summary is a mean over items),
         ``"root_mean"`` (the square root of one, RMSE), or ``""`` (no interval: a spread-based
@@ -241,6 +246,7 @@ class Metric:
     unit: str = ""
     interval: str = "mean"
     best_at_zero: bool = False
+    per_group_of: str = ""
 
     @property
     def arrow(self) -> str:
@@ -291,6 +297,7 @@ register_metric(Metric("loa_low_bpm", rate_difference, True, 2, "LoA low", summa
 register_metric(Metric("loa_high_bpm", rate_difference, False, 2, "LoA high", summary=limit_of_agreement(1.0), unit="breaths/min", interval="", best_at_zero=True))
 register_metric(Metric("rmse_bpm", squared_rate_error, False, 2, "RMSE", summary=root_finite_mean, unit="breaths/min", interval="root_mean"))
 register_metric(Metric("within2_pct", within_2_bpm, True, 1, "Within 2 bpm (%)", unit="%"))
-register_metric(Metric("mae_bpm_recording", abs_rate_error, False, 2, "MAE per recording", unit="breaths/min"))
+register_metric(Metric("mae_bpm_recording", abs_rate_error, False, 2, "MAE per recording", unit="breaths/min",
+                       per_group_of="bias_bpm"))
 register_metric(Metric("coverage", has_rate, True, 3, "Coverage", summary=all_mean))
 register_metric(Metric("waveform_corr", abs_correlation, True, 3, "Corr. (abs r)", summary=nan_mean))

@@ -23,6 +23,7 @@ from benchmark.comparisons import (
 from benchmark.environment import describe_device, environment_info, package_versions
 from benchmark.planning import CellSpec
 from benchmark.provenance import stale_reasons, summarize
+from benchmark.scoring import derive_per_group
 from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
 from benchmark.suites import DataHandle, get_suite
 from benchmark.verdicts import row_kinds, separates_column, validation_scores, verdicts, verdicts_markdown
@@ -52,14 +53,16 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
     current = package_versions()
     stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
-    runs = lb.runs_frame(records, stale)
-    board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
     arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
-    items, labels = collect_items(records, arrays)
 
     @functools.cache
     def groups_for(input_name: str):  # asked once per row and comparison: read once per input
         return suite.item_groups(handle, input_name, records, arrays)
+
+    derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
+    runs = lb.runs_frame(records, stale)
+    board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
+    items, labels = collect_items(records, arrays)
 
     kinds = pd.Series(row_kinds(board, labels, _method_kind), index=board.index)
     board["kind"] = kinds

@@ -100,6 +100,12 @@ def build(results_dir: Path, suites: list[str], profiles: tuple[str, ...] = PROF
             board["separates"] = board["separates"].fillna("").astype(str)
             parts += [f"### `{suite}`, profile `{profile}` ([leaderboard]({suite}/{profile}/leaderboard.md))", "",
                       suite_table(board)]
+    archived = sorted((results_dir / "gpu_runs").glob("*/*/leaderboard.csv"))
+    if not any((results_dir / suite / "paper" / "leaderboard.csv").exists() for suite in suites):
+        parts += ["**Paper profile (GPU): no run of the current paper profile yet.**" + (
+            " Archived GPU runs of earlier code versions (one seed each; their own README says what they "
+            "were): " + ", ".join(f"[{p.parent.relative_to(results_dir / 'gpu_runs')}]({p.parent.relative_to(results_dir)}/leaderboard.md)"
+                                  for p in archived) + "." if archived else ""), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -89,6 +89,34 @@ def score_sources(
     return rows, items
 
 
+def derive_per_group(records: list[dict[str, Any]], arrays: dict[str, dict[str, np.ndarray]],
+                     groups_for: Any) -> None:
+    """Recompute, in place, every score of a per-group metric (``Metric.per_group_of``) from
+    the stored per-item values of the metric it derives from and the item groups.
+
+    For the MAE per recording: |mean over a recording's segments of (estimate - reference)|,
+    over the segments where both have a rate (the per-segment differences are NaN elsewhere),
+    i.e. both rates averaged over the same segments. Scores whose source values or groups are
+    missing are left as stored.
+    """
+    from benchmark.statistics import group_means
+
+    for record in records:
+        cell = arrays.get(record["cell_id"], {})
+        for score in record["scores"]:
+            source = get_metric(score["metric"]).per_group_of
+            if not source:
+                continue
+            variant = score.get("variant", "")
+            key = item_key(score["input"], score["target"], source, variant)
+            groups = groups_for(score["input"])
+            if key not in cell or groups is None or len(groups) != len(cell[key]):
+                continue
+            values = np.abs(group_means(np.asarray(cell[key], dtype=np.float64), groups))
+            score["value"], score["n"] = get_metric(score["metric"]).summary(values)
+            cell[item_key(score["input"], score["target"], score["metric"], variant)] = values.astype(np.float32)
+
+
 DERIVED_METRICS = ("si_sdri",)
 """Metrics computed from other metrics' per-item values and the mixture, not from estimates."""
 
