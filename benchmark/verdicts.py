@@ -10,8 +10,8 @@ the suite's verdict metric (:attr:`benchmark.suites.base.Suite.verdict_metrics`:
 image and waveform suites, rate MAE for respiration):
 
 * the best trivial baseline is chosen on the **validation** split (each trivial cell stores its
-  validation scores), never on test; where no trivial row has them it is chosen on test and the
-  verdict says so;
+  validation scores); where some trivial row has none it is chosen on test (the stronger
+  comparator) and the verdict says so;
 * each seed of the row is compared with it by a one-sided Wilcoxon signed-rank test over the
   test items (or recordings' means, where items of a recording are dependent), with the
   matched-pairs rank-biserial correlation as effect size; the seed-mean of all seeds is tested
@@ -110,7 +110,12 @@ def best_trivial(
     board: pd.DataFrame, kinds: pd.Series, items: dict[RowKey, list[np.ndarray]], valid: dict[RowKey, float],
     input_name: str, target: str, metric: str,
 ) -> tuple[str, str] | None:
-    """The best trivial row for (input, target, metric): ``(label, "validation" | "test")``."""
+    """The best trivial row for (input, target, metric): ``(label, "validation" | "test")``.
+
+    Chosen on validation when every trivial row has a validation score; otherwise (a row trained
+    on other data, cells from before validation scores were stored) on test, which can only make
+    the comparator stronger, and the verdict says so.
+    """
     higher = get_metric(metric).higher_is_better
     rows = board[(kinds == "trivial") & (board["input"] == input_name) & (board["target"] == target)
                  & (board["metric"] == metric)]
@@ -119,7 +124,7 @@ def best_trivial(
         return None
     on_valid = {label: valid[(label, input_name, target, metric)] for label in rows["method"]
                 if (label, input_name, target, metric) in valid}
-    if on_valid:
+    if len(on_valid) == len(rows):  # validation only when every candidate was scored there
         pick = max(on_valid, key=on_valid.get) if higher else min(on_valid, key=on_valid.get)
         return pick, "validation"
     ranked = rows.dropna(subset=["mean"]).sort_values("mean", ascending=not higher)
@@ -133,7 +138,8 @@ def verdicts(
     """Every method row's verdict per (input, target), and the table of the tests behind them.
 
     Returns ``({(label, input, target): Verdict}, tests)``; ``tests`` has one row per seed and
-    one for the seed-mean (``seed = "all"``) of every tested row, Holm-corrected over the table.
+    one for the seed-mean (``seed = "all"``) of every tested row with two or more seeds,
+    Holm-corrected over the table.
     """
     methods = board[(kinds == "method").to_numpy() & (board["source"] == "measured").to_numpy()]
     pending: list[dict[str, Any]] = []
@@ -158,7 +164,8 @@ def verdicts(
                 plan["status"] = f"too few {pairing}"
                 break
             higher = get_metric(metric).higher_is_better
-            for seed, seed_values in [*enumerate(values), ("all", seed_mean(values))]:
+            pooled = [("all", seed_mean(values))] if len(values) > 1 else []  # one seed: its own test
+            for seed, seed_values in [*enumerate(values), *pooled]:
                 result = paired_comparison(seed_values, comparator, groups, higher, one_sided=True)
                 test = {
                     "higher": higher, "suite": suite_name, "method": label, "input": input_name, "target": target, "metric": metric,
@@ -181,7 +188,7 @@ def verdicts(
             out[key] = Verdict(plan["metric"], plan["versus"], plan["chosen_on"], plan["n_seeds"], None, plan["status"])
             continue
         per_seed = [t for t in plan["tests"] if t["seed"] != "all"]
-        pooled = next(t for t in plan["tests"] if t["seed"] == "all")
+        pooled = next((t for t in plan["tests"] if t["seed"] == "all"), per_seed[0])
         out[key] = Verdict(
             plan["metric"], plan["versus"], plan["chosen_on"], plan["n_seeds"], sum(t["separates"] for t in per_seed),
             "", pooled["mean_difference"], pooled["rank_biserial"], pooled["p_holm"],

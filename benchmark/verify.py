@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from benchmark.errors import BenchmarkError
+from benchmark.metrics import get_metric
 from benchmark.planning import CellSpec
 from benchmark.runner import execute_cell
 from benchmark.store import ResultStore, atomic_write_text
@@ -72,13 +73,19 @@ def spec_from_record(record: dict[str, Any]) -> CellSpec:
 
 
 def compare_scores(cell_id: str, stored: list[dict], recomputed: list[dict], tolerance: Tolerance) -> list[dict[str, Any]]:
-    """One row per stored score: stored and recomputed value, difference, agreement."""
+    """One row per stored score: stored and recomputed value, difference, agreement.
+
+    Scores that reports derive from other stored values (``Metric.per_group_of``: the MAE per
+    recording) are left out: the value a cell stored for them is not what the leaderboard shows.
+    """
     def key(score: dict) -> tuple:
         return score["input"], score["target"], score["metric"], score.get("variant", "")
 
     fresh = {key(s): float(s["value"]) for s in recomputed}
     rows = []
     for score in stored:
+        if get_metric(score["metric"]).per_group_of:
+            continue
         value = float(score["value"])
         new = fresh.get(key(score), float("nan"))
         rows.append({

@@ -126,6 +126,9 @@ def test_the_best_trivial_baseline_is_chosen_on_validation_not_on_test():
                                               ("mixture", "mixture", "x", "si_sdri"): 0.0},
                         "mixture", "x", "si_sdri") == ("zeros", "validation")
     assert best_trivial(board, kinds, items, {}, "mixture", "x", "si_sdri") == ("mixture", "test")
+    # A candidate without a validation score (e.g. trained on other data): chosen on test.
+    assert best_trivial(board, kinds, items, {("zeros", "mixture", "x", "si_sdri"): 3.0},
+                        "mixture", "x", "si_sdri") == ("mixture", "test")
 
 
 # ------------------------------------------------------------- end to end, every suite

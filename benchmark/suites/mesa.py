@@ -332,7 +332,7 @@ class MesaSuite(Suite):
         else:
             rules = {"reference": by_reference, "spectral": by_spectrum}
         by_target = {}  # every output's MAE against every reference on the selection segments
-        for name in CHOICE_REFERENCES:
+        for name in (*CHOICE_REFERENCES, TRUTH):
             key = f"{selection.split}__{name}"
             if key in selection.reference and np.isfinite(selection.reference[key][selection.rows]).any():
                 by_target[name] = choose_by_reference(candidate_rates, selection.reference[key][selection.rows])[1]
