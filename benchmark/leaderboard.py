@@ -205,13 +205,18 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdict
         if verdicts:
             line += " | " + _separates(rows, targets, kind, usual)
         lines.append(line + " |")
+    shown = leaderboard[[(m, src) in {(k.method, k.source) for k in order} for m, src in zip(leaderboard.method, leaderboard.source, strict=True)]]
+    kinds_of_interval = sorted({str(v) for v in shown.get("interval", pd.Series(dtype=object)).dropna() if str(v)})
+    interval_note = (["[Intervals]: 95 % percentile bootstrap (1,000 resamples) — " + "; ".join(
+        f"*{k}*" + (" (rows with two or more seeds)" if k.startswith("seeds") else "") for k in kinds_of_interval) + "."]
+        if kinds_of_interval else [])
     if convergence_notes:
         convergence_notes = [
             "◊ not converged: on some seeds the validation loss (training loss where there is no validation) still "
             "fell by more than 1 % over the last 20 % of epochs; " + "; ".join(convergence_notes) + "."
         ]
-    if footnotes or stale_notes or convergence_notes:
-        lines += ["", *footnotes, *stale_notes, *convergence_notes]
+    if footnotes or stale_notes or convergence_notes or interval_note:
+        lines += ["", *footnotes, *stale_notes, *convergence_notes, *interval_note]
     return "\n".join(lines) + "\n"
 
 

@@ -53,7 +53,9 @@ def suite_table(board: pd.DataFrame) -> str:
     several = len(inputs) > 1
     title = [(f"{i}: " if several else "") + f"{t.replace('_', ' ')} {get_metric(m).label} {get_metric(m).arrow}"
              for i, t, m in columns]
-    lines = ["| Method | Kind | Seeds | " + " | ".join(title) + " | Separates |",
+    targets = list(dict.fromkeys((i, t) for i, t, _ in columns))
+    order = " · ".join((f"{i} " if several else "") + t.replace("_", " ") for i, t in targets)
+    lines = ["| Method | Kind | Seeds | " + " | ".join(title) + f" | Separates ({order}) |",
              "|---|---|---|" + "---|" * len(columns) + "---|"]
     shown = board[board["kind"] != "oracle"]
     keys = shown[["method", "source", "kind"]].drop_duplicates(["method", "source"])
@@ -66,16 +68,41 @@ def suite_table(board: pd.DataFrame) -> str:
             cells.append(_cell(match.iloc[0], get_metric(metric).digits) if len(match) else "—")
         if all(c == "—" for c in cells):
             continue
+        decided = rows[rows["separates"].fillna("").astype(str) != ""]
         verdicts = []
-        for row in rows[rows["separates"].fillna("").astype(str) != ""].itertuples(index=False):
-            words = (f"{row.input} " if several else "") + row.target.replace("_", " ")
-            verdicts.append(f"{words} {row.separates}" + (f" ({get_metric(row.metric).label})"
-                                                           if row.metric != columns[0][2] else ""))
+        for input_name, target in targets:
+            match = decided[(decided["input"] == input_name) & (decided["target"] == target)]
+            if match.empty:
+                verdicts.append("—")
+                continue
+            row = match.iloc[0]
+            other = f" ({get_metric(row.metric).label})" if row.metric != columns[0][2] else ""
+            verdicts.append(f"{row.separates}{other}")
         label = method if source == "measured" else f"{method} (paper, reference)"
         seeds = rows["n_seeds"].dropna()
         n = str(int(seeds.max())) if len(seeds) else "—"
-        lines.append(f"| {label} | {kind} | {n} | " + " | ".join(cells) + f" | {', '.join(verdicts) or '—'} |")
+        verdict_cell = "—" if all(v == "—" for v in verdicts) else " · ".join(verdicts)
+        lines.append(f"| {label} | {kind} | {n} | " + " | ".join(cells) + f" | {verdict_cell} |")
     return "\n".join(lines) + "\n"
+
+
+def summary_cells(board: pd.DataFrame) -> tuple[str, str]:
+    """Two cells of the summary table: rows separating some target on every seed, and on some seeds only."""
+    every: dict[str, list[str]] = {}
+    some: dict[str, list[str]] = {}
+    decided = board[(board["separates"] != "") & (board["kind"] == "method")]
+    several = decided["input"].nunique() > 1
+    for row in decided.itertuples(index=False):
+        k, _, n = row.separates.partition("/")
+        if not (k.isdigit() and n.isdigit()) or int(k) == 0:
+            continue
+        where = (f"{row.input} " if several else "") + row.target.replace("_", " ")
+        (every if k == n else some).setdefault(row.method, []).append(where)
+
+    def cell(found: dict[str, list[str]]) -> str:
+        return "; ".join(f"`{m}` ({', '.join(t)})" for m, t in found.items()) or "none"
+
+    return cell(every), cell(some)
 
 
 def build(results_dir: Path, suites: list[str], profiles: tuple[str, ...] = PROFILES_SHOWN) -> str:
@@ -88,6 +115,7 @@ def build(results_dir: Path, suites: list[str], profiles: tuple[str, ...] = PROF
         "what doing no separation scores; supervised rows see the true sources.",
         "",
     ]
+    boards = {}
     for suite in suites:
         for profile in profiles:
             path = results_dir / suite / profile / "leaderboard.csv"
@@ -98,8 +126,16 @@ def build(results_dir: Path, suites: list[str], profiles: tuple[str, ...] = PROF
                 if column not in board.columns:
                     board[column] = ""
             board["separates"] = board["separates"].fillna("").astype(str)
-            parts += [f"### `{suite}`, profile `{profile}` ([leaderboard]({suite}/{profile}/leaderboard.md))", "",
-                      suite_table(board)]
+            boards[suite, profile] = board
+    if boards:
+        parts += ["| suite | profile | rows that separate a target on every seed | on some seeds only |", "|---|---|---|---|"]
+        for (suite, profile), board in boards.items():
+            every, some = summary_cells(board)
+            parts.append(f"| `{suite}` | {profile} | {every} | {some} |")
+        parts.append("")
+    for (suite, profile), board in boards.items():
+        parts += [f"### `{suite}`, profile `{profile}` ([leaderboard]({suite}/{profile}/leaderboard.md))", "",
+                  suite_table(board)]
     archived = sorted((results_dir / "gpu_runs").glob("*/*/leaderboard.csv"))
     if not any((results_dir / suite / "paper" / "leaderboard.csv").exists() for suite in suites):
         parts += ["**Paper profile (GPU): no run of the current paper profile yet.**" + (
