@@ -205,7 +205,8 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdict
         if verdicts:
             line += " | " + _separates(rows, targets, kind, usual)
         lines.append(line + " |")
-    shown = leaderboard[[(m, src) in {(k.method, k.source) for k in order} for m, src in zip(leaderboard.method, leaderboard.source, strict=True)]]
+    listed = {(k.method, k.source) for k in order}
+    shown = leaderboard[[key in listed for key in zip(leaderboard.method, leaderboard.source, strict=True)]]
     kinds_of_interval = sorted({str(v) for v in shown.get("interval", pd.Series(dtype=object)).dropna() if str(v)})
     interval_note = (["[Intervals]: 95 % percentile bootstrap (1,000 resamples) — " + "; ".join(
         f"*{k}*" + (" (rows with two or more seeds)" if k.startswith("seeds") else "") for k in kinds_of_interval) + "."]

@@ -17,6 +17,7 @@ import numpy as np
 
 from benchmark.assignment import Assignment
 from benchmark.metrics import get_metric, si_sdr
+from benchmark.statistics import group_means
 
 
 def item_key(input_name: str, target: str, metric: str, variant: str = "") -> str:
@@ -99,8 +100,6 @@ def derive_per_group(records: list[dict[str, Any]], arrays: dict[str, dict[str, 
     i.e. both rates averaged over the same segments. Scores whose source values or groups are
     missing are left as stored.
     """
-    from benchmark.statistics import group_means
-
     for record in records:
         cell = arrays.get(record["cell_id"], {})
         for score in record["scores"]:

@@ -22,28 +22,6 @@ from methods.base import Method, Split, register
 
 
 @register
-class ZeroEstimate(Method):
-    """An all-zero estimate of every source."""
-
-    name = "zeros"
-    description = "Trivial: an all-zero estimate of every source"
-    kind = "trivial"
-    learns = False
-    target_kinds = ("waveform",)
-
-    def __init__(self) -> None:
-        pass
-
-    def fit(self, train: Split, valid: Split | None = None) -> ZeroEstimate:
-        self.n_outputs_ = len(train.source_names)
-        return self
-
-    def separate(self, mixtures: np.ndarray) -> np.ndarray:
-        shape = tuple(np.shape(mixtures))
-        return np.zeros((shape[0], self.n_outputs_, *shape[1:]), dtype=np.float32)
-
-
-@register
 class ScaledMixture(Method):
     """The mixture times ``scale`` for every source; ``scale=None`` divides by the number of sources."""
 
@@ -64,6 +42,18 @@ class ScaledMixture(Method):
     def separate(self, mixtures: np.ndarray) -> np.ndarray:
         scaled = np.asarray(mixtures, dtype=np.float32) * np.float32(self.scale_)
         return np.repeat(scaled[:, None], self.n_outputs_, axis=1)
+
+
+@register
+class ZeroEstimate(ScaledMixture):
+    """An all-zero estimate of every source (the mixture times 0)."""
+
+    name = "zeros"
+    description = "Trivial: an all-zero estimate of every source"
+    scale = 0.0  # fixed: not a parameter
+
+    def __init__(self) -> None:
+        pass
 
 
 @register

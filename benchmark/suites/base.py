@@ -280,7 +280,8 @@ class Suite(ABC):
         method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
 
         start = time.perf_counter()
-        assignment = assign_by_mse(self._bounded(method.separate(valid.mixtures)), valid.targets, valid.source_names)
+        valid_candidates = self._bounded(method.separate(valid.mixtures))
+        assignment = assign_by_mse(valid_candidates, valid.targets, valid.source_names)
         candidates = self._bounded(method.separate(test.mixtures))
         estimates = assignment.apply(candidates)
         separate_seconds = time.perf_counter() - start
@@ -296,8 +297,7 @@ class Suite(ABC):
         items.update(derived_items)
         valid_scores = None
         if method.kind == "trivial":  # the verdicts pick the best trivial baseline on validation
-            valid_scores = self._scores(candidates=self._bounded(method.separate(valid.mixtures)), split=valid,
-                                        assignment=assignment, metric_names=metric_names, input_name=input_name)
+            valid_scores = self._validation_scores(valid_candidates, valid, assignment, metric_names, input_name)
         score_seconds = time.perf_counter() - start
 
         arrays = {
@@ -327,8 +327,8 @@ class Suite(ABC):
             return [], {}
         return si_sdri_rows(scores, items, self._bounded(np.asarray(split.mixtures)), split.targets, split.source_names, input_name)
 
-    def _scores(self, candidates: np.ndarray, split: Split, assignment, metric_names: tuple[str, ...],
-                input_name: str) -> dict[str, dict[str, float]]:
+    def _validation_scores(self, candidates: np.ndarray, split: Split, assignment, metric_names: tuple[str, ...],
+                           input_name: str) -> dict[str, dict[str, float]]:
         """``{target: {metric: value}}`` of candidates on a split with one assignment (validation scores)."""
         rows, items = score_sources(candidates, split.targets, assignment, metric_names, input_name)
         rows += self._derived(rows, items, split, metric_names, input_name)[0]

@@ -34,7 +34,7 @@ import pandas as pd
 import methods
 from benchmark.errors import CellSkipped
 from benchmark.keys import digest
-from benchmark.metrics import abs_rate_error, get_metric
+from benchmark.metrics import get_metric, rate_difference
 from benchmark.respiration import rates
 from benchmark.scoring import item_key, score_metrics, score_row
 from benchmark.source_choice import (
@@ -115,11 +115,9 @@ def mae_per_recording(estimate: np.ndarray, reference: np.ndarray, recordings: n
     Both means are taken over the same segments: those where the estimate and the reference
     both have a rate. A recording without such a segment gets NaN.
     """
-    estimate = np.asarray(estimate, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    both = np.isfinite(estimate) & np.isfinite(reference)
-    return abs_rate_error(group_means(np.where(both, estimate, np.nan), recordings),
-                          group_means(np.where(both, reference, np.nan), recordings))
+    # The mean difference over the segments where both have a rate (NaN elsewhere): the same
+    # formula reports use on the stored differences (benchmark.scoring.derive_per_group).
+    return np.abs(group_means(rate_difference(estimate, reference), recordings))
 
 
 def _load_rates(path: str | Path) -> dict[str, np.ndarray]:
