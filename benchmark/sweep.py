@@ -7,6 +7,10 @@ A sweep file is JSON: shared ``defaults`` (suite, profile, methods, seeds) and a
      "runs": [{"name": "base", "set": []},
               {"name": "lr3e-3", "set": ["meae.lr=3e-3"]}]}
 
+With ``"per_seed": true`` (in ``defaults`` or in a run), a run becomes one process per seed,
+named ``NAME.sSEED``, so that the runs can be ordered seed by seed and a deadline stops
+only the seeds not reached; its rows keep ``NAME`` as their ``variant``.
+
 Every run is one ``run_benchmark.py`` process with its own results folder under ``--out``;
 ``--workers`` of them run at once (several small models share one GPU well), all share one
 data cache (prepared once, before the runs), and runs not finished by ``--deadline`` seconds
@@ -48,6 +52,10 @@ class SweepRun:
     overrides: list[str]
     status: str = "pending"
     seconds: float | None = None
+    variant: str = ""
+
+    def __post_init__(self) -> None:
+        self.variant = self.variant or self.name
 
     def command(self, out: Path, cache_dir: Path, device: str) -> list[str]:
         """The ``run_benchmark.py`` command line of this run."""
@@ -82,8 +90,25 @@ def load_sweep(path: Path) -> list[SweepRun]:
             raise ValueError(f"{path}: run name {name!r} is repeated or not a plain file name")
         seen.add(name)
         options = {key: str(entry.get(key, defaults[key])) for key in DEFAULTS}
-        runs.append(SweepRun(name, options, list(entry.get("set", []))))
+        overrides = list(entry.get("set", []))
+        if not entry.get("per_seed", spec.get("defaults", {}).get("per_seed", False)):
+            runs.append(SweepRun(name, options, overrides))
+            continue
+        for seed in [s.strip() for s in options["seeds"].split(",") if s.strip()]:
+            runs.append(SweepRun(f"{name}.s{seed}", options | {"seeds": seed}, overrides, variant=name))
     return runs
+
+
+def interleave(runs: list[SweepRun]) -> list[SweepRun]:
+    """The runs reordered seed-major (every variant's first seed, then every second seed, ...),
+    so that a sweep stopped by its deadline has the same seeds for every variant."""
+    by_variant: dict[str, list[SweepRun]] = {}
+    for run in runs:
+        by_variant.setdefault(run.variant, []).append(run)
+    ordered = []
+    for position in range(max((len(group) for group in by_variant.values()), default=0)):
+        ordered += [group[position] for group in by_variant.values() if position < len(group)]
+    return ordered
 
 
 def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
@@ -99,7 +124,7 @@ def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns run, status, overrides, method, seed, input, target, metric, value,
+        Columns run, variant, status, overrides, method, seed, input, target, metric, value,
         samples_seen, train_seconds, device. Only the benchmark's scores (one mapping chosen
         on validation); variant rows such as the PIT oracle are left out.
     """
@@ -111,7 +136,7 @@ def collect(out: Path, runs: list[SweepRun]) -> pd.DataFrame:
             for score in cell.get("scores", []):
                 if score.get("variant"):  # e.g. the PIT oracle: not the benchmark's number
                     continue
-                rows.append({"run": run.name, "status": run.status, "overrides": " ".join(run.overrides),
+                rows.append({"run": run.name, "variant": run.variant, "status": run.status, "overrides": " ".join(run.overrides),
                              "method": cell["method"], "seed": cell["seed"], "input": score["input"],
                              "target": score["target"], "metric": score["metric"], "value": score["value"],
                              "samples_seen": budget.get("samples_seen"),
@@ -162,19 +187,19 @@ def run_sweep(runs: list[SweepRun], out: Path, cache_dir: Path, device: str, wor
         list(pool.map(execute, runs))
     table = collect(out, runs)
     table.to_csv(out / "sweep.csv", index=False)
-    status = pd.DataFrame([{"run": r.name, "status": r.status, "seconds": r.seconds,
+    status = pd.DataFrame([{"run": r.name, "variant": r.variant, "status": r.status, "seconds": r.seconds,
                             "overrides": " ".join(r.overrides)} for r in runs])
     status.to_csv(out / "sweep_runs.csv", index=False)
     return table
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and per-seed values of each run's scores, one row per run and seed (wide)."""
+    """Per-seed values of each variant's scores, one row per variant and seed (wide)."""
     if table.empty:
         return table
-    wide = table.pivot_table(index=["run", "seed"], columns=["target", "metric"], values="value")
+    wide = table.pivot_table(index=["variant", "seed"], columns=["target", "metric"], values="value")
     wide.columns = [f"{target}_{metric}" for target, metric in wide.columns]
-    budget = table.groupby(["run", "seed"])[["samples_seen", "train_seconds"]].first()
+    budget = table.groupby(["variant", "seed"])[["samples_seen", "train_seconds"]].first()
     return wide.join(budget).reset_index()
 
 
@@ -187,9 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="device of every run (default auto)")
     parser.add_argument("--workers", type=int, default=1, help="runs at once (default 1)")
     parser.add_argument("--deadline", type=float, default=3600.0, help="seconds for the whole sweep")
+    parser.add_argument("--seed-major", action="store_true",
+                        help="run every variant's first seed, then every second seed, ... (per-seed runs)")
     args = parser.parse_args(argv)
     try:
         runs = load_sweep(args.sweep)
+        runs = interleave(runs) if args.seed_major else runs
     except (OSError, ValueError, KeyError) as err:
         parser.error(f"cannot read sweep file {args.sweep}: {err}")
     table = run_sweep(runs, args.out, args.cache_dir or args.out / "cache", args.device,

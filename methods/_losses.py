@@ -15,14 +15,30 @@ def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
-def encoding_loss(z: torch.Tensor) -> torch.Tensor:
-    """L_z of Eq. 9 without lambda: ``1/(N h) sum_n ||z_n||^2``, averaged over the batch.
+ENCODING_PENALTIES = ("mean", "sum_per_encoder")
 
-    With ``z`` the concatenation of the N encodings, ``sum_n ||z_n||^2`` is the
-    squared norm of ``z`` and ``N h`` its number of elements per sample, so the
-    loss is the mean of ``z**2``.
+
+def encoding_loss(z: torch.Tensor, penalty: str = "mean", n_encoders: int = 1) -> torch.Tensor:
+    """L_z of Eq. 9 without lambda, averaged over the batch.
+
+    Parameters
+    ----------
+    z : torch.Tensor
+        The concatenation of the N encodings along axis 1, ``(B, hidden, *spatial)``.
+    penalty : str
+        ``"mean"``: Eq. 9's ``1/(N h) sum_n ||z_n||^2``, the mean of ``z**2``.
+        ``"sum_per_encoder"``: the sum over encoders of each encoder's mean of ``z_n**2`` (the
+        authors' code), N times the mean when the encodings have equal sizes.
+    n_encoders : int
+        N, for ``"sum_per_encoder"``.
     """
-    return z.float().pow(2).mean()
+    squared = z.float().pow(2)
+    if penalty == "mean":
+        return squared.mean()
+    if penalty == "sum_per_encoder":
+        per_encoder = squared.unflatten(1, (n_encoders, -1)).transpose(0, 1).flatten(1).mean(dim=1)
+        return per_encoder.sum()
+    raise ValueError(f"unknown encoding penalty {penalty!r} ({' or '.join(ENCODING_PENALTIES)})")
 
 
 @functools.lru_cache(maxsize=32)

@@ -51,6 +51,12 @@ class _Layers:
         padding = k // 2 if self.dims == 2 else (0, k // 2)
         return nn.Conv2d(c_in, c_out, self._size(k), padding=padding, groups=groups)
 
+    def conv_transpose(self, c_in: int, c_out: int, k: int) -> nn.ConvTranspose2d:
+        """A stride-1 transposed convolution: the same function family as :meth:`conv`, but
+        PyTorch initialises it from ``c_out`` (its weight's second axis), not ``c_in``."""
+        padding = k // 2 if self.dims == 2 else (0, k // 2)
+        return nn.ConvTranspose2d(c_in, c_out, self._size(k), padding=padding)
+
     def batch_norm(self, channels: int, momentum: float = 0.1) -> nn.BatchNorm2d:
         return nn.BatchNorm2d(channels, momentum=momentum)
 
@@ -99,6 +105,11 @@ class NetworkConfig:
         ``"linear"`` (MEAE) or ``"relu"`` (supervised AE).
     decoder_norm : str
         ``"group"`` (GroupNorm with N groups, MEAE) or ``"batch"``.
+    decoder_conv : str
+        Convolution of the decoder's upsampling blocks: ``"conv"`` or ``"transposed"`` (stride 1,
+        as in the authors' model code). Both compute the same family of functions; they differ
+        in PyTorch's initial weight scale (fan-in of the output width instead of the input
+        width: up to sqrt(2) larger where a block halves the width).
     batch_norm_momentum : float
         Momentum of every BatchNorm (PyTorch convention: the weight of the
         newest batch in the running statistics). The authors' model code uses
@@ -115,6 +126,7 @@ class NetworkConfig:
     encoding_activation: str = "linear"
     decoder_norm: str = "group"
     batch_norm_momentum: float = 0.1
+    decoder_conv: str = "conv"
 
     def __post_init__(self) -> None:
         n = self.n_encoders
@@ -127,6 +139,8 @@ class NetworkConfig:
             raise ValueError(f"encoding_activation must be linear or relu: {self.encoding_activation}")
         if self.decoder_norm not in ("group", "batch"):
             raise ValueError(f"decoder_norm must be group or batch: {self.decoder_norm}")
+        if self.decoder_conv not in ("conv", "transposed"):
+            raise ValueError(f"decoder_conv must be conv or transposed: {self.decoder_conv}")
 
     def decoder_widths(self) -> tuple[int, ...]:
         """Output channels of the decoder's upsampling blocks, deep to shallow.
@@ -210,15 +224,19 @@ class Decoder(nn.Module):
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
         previous = widths[0]
+        block_conv = make.conv_transpose if config.decoder_conv == "transposed" else make.conv
         for width in config.decoder_widths():
-            self.convs.append(make.conv(previous, width, k))
+            self.convs.append(block_conv(previous, width, k))
             self.norms.append(norm(width))
             previous = width
         self.output = weight_norm(make.conv(previous, config.out_channels, 1))
 
     def mixing_weights(self) -> list[torch.Tensor]:
-        """Weights the sparse mixing loss acts on: every layer but the output."""
-        return [self.input.weight, *(c.weight for c in self.convs)]
+        """Weights the sparse mixing loss acts on: every layer but the output, each in the
+        ``(C_out, C_in, *kernel)`` layout (a transposed convolution's weight is swapped)."""
+        blocks = [c.weight.transpose(0, 1) if isinstance(c, nn.ConvTranspose2d) else c.weight
+                  for c in self.convs]
+        return [self.input.weight, *blocks]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.input_norm(torch.relu(self.input(to_image(z, self.dims))))

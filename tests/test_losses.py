@@ -311,3 +311,12 @@ def test_norm_affine_gets_gradient_from_an_ordinary_pass(decoder_and_shape):
     norm = decoder.input_norm
     assert norm.weight.grad is not None and norm.weight.grad.abs().sum() > 0
     assert norm.bias.grad is not None and norm.bias.grad.abs().sum() > 0
+
+
+def test_encoding_penalty_sum_per_encoder_is_each_encoders_mean_summed():
+    z = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3) / 10
+    by_hand = sum(float(z[:, 2 * n:2 * n + 2].pow(2).mean()) for n in range(3))
+    assert float(encoding_loss(z, "sum_per_encoder", 3)) == pytest.approx(by_hand, rel=1e-6)
+    assert float(encoding_loss(z, "sum_per_encoder", 3)) == pytest.approx(3 * float(encoding_loss(z)), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown encoding penalty"):
+        encoding_loss(z, "max")

@@ -275,3 +275,41 @@ def test_supervised_ae_needs_targets():
     targets = np.stack([mixtures, mixtures], axis=1)
     with pytest.raises(ValueError, match="targets"):
         SupervisedAE(channels=(2, 2), hidden=2, kernel_size=3, epochs=1).fit(Split(mixtures, SOURCES, targets).blind())
+
+
+@pytest.mark.parametrize("dims, spatial", [(2, (16, 16)), (1, (64,))])
+def test_transposed_decoder_is_the_conv_decoder_with_flipped_swapped_kernels(dims, spatial):
+    """A stride-1 transposed convolution equals a convolution with its kernel flipped and its
+    in/out axes swapped: with copied weights both decoders compute the same output and the same
+    sparse mixing loss; only PyTorch's initial scale differs."""
+    kwargs = dict(dims=dims, n_encoders=3, channels=(6, 12), hidden=6, kernel_size=3)
+    torch.manual_seed(0)
+    transposed = MultiEncoderAutoencoder(NetworkConfig(**kwargs, decoder_conv="transposed")).eval()
+    plain = MultiEncoderAutoencoder(NetworkConfig(**kwargs)).eval()
+    assert sum(p.numel() for p in transposed.parameters()) == sum(p.numel() for p in plain.parameters())
+    plain.load_state_dict({
+        name: (value.transpose(0, 1).flip(-1, -2) if name.startswith("decoder.convs.") and name.endswith("weight")
+               else value)
+        for name, value in transposed.state_dict().items()
+    })
+    x = torch.rand(2, 1, *spatial)
+    with torch.no_grad():
+        torch.testing.assert_close(transposed(x)[0], plain(x)[0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(transposed.decoder.mixing_weights(), plain.decoder.mixing_weights(), strict=True):
+        assert a.shape == b.shape
+    torch.testing.assert_close(mixing_loss(transposed.decoder.mixing_weights(), 3),
+                               mixing_loss(plain.decoder.mixing_weights(), 3))
+
+
+def test_meae_summed_encoding_penalty_is_n_times_the_mean(fitted_2d):
+    import copy
+
+    summed = copy.copy(fitted_2d)
+    summed.encoding_penalty = "sum_per_encoder"
+    x = torch.from_numpy(_images(8, seed=4))[:, None]
+    fitted_2d.network_.eval()
+    with torch.no_grad():
+        assert float(summed.losses(x)["encoding"]) == pytest.approx(3 * float(fitted_2d.losses(x)["encoding"]), rel=1e-5)
+    # the project's defaults are neutral: committed cell keys do not move
+    assert MEAE.neutral_params["encoding_penalty"] == MEAE().encoding_penalty == "mean"
+    assert MEAE.neutral_params["decoder_conv"] == MEAE().decoder_conv == "conv"
