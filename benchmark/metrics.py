@@ -125,6 +125,33 @@ def abs_rate_error(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> 
     return np.abs(estimate - reference)
 
 
+def filled_rate_error(differences: np.ndarray, reference_rates: np.ndarray, fill_rate: float) -> np.ndarray:
+    """``|estimate - reference|`` per segment with every abstention scored as ``fill_rate``.
+
+    Parameters
+    ----------
+    differences : np.ndarray
+        ``estimate - reference`` per segment (:func:`rate_difference`), NaN where either has no rate.
+    reference_rates : np.ndarray
+        The reference's rate per segment, NaN where it has none.
+    fill_rate : float
+        The rate an abstention is scored as (the training median: the constant baseline).
+
+    Returns
+    -------
+    np.ndarray
+        ``|difference|`` where the estimate has a rate, ``|fill_rate - reference|`` where only the
+        reference has one, NaN where the reference has none: a method that abstains is scored on
+        every segment with a reference, as if it had said the constant rate there.
+    """
+    difference = np.asarray(differences, dtype=np.float64)
+    reference = np.asarray(reference_rates, dtype=np.float64)
+    if difference.shape != reference.shape:
+        raise ValueError(f"shapes differ: differences {difference.shape}, reference {reference.shape}")
+    abstained = ~np.isfinite(difference) & np.isfinite(reference)
+    return np.where(abstained, np.abs(fill_rate - reference), np.abs(difference))
+
+
 def rate_difference(estimated_rates: np.ndarray, reference_rates: np.ndarray) -> np.ndarray:
     """``estimate - reference`` per segment in breaths/min (Bland-Altman differences); NaN where either has no rate."""
     estimate = np.asarray(estimated_rates, dtype=np.float64)
@@ -299,5 +326,6 @@ register_metric(Metric("rmse_bpm", squared_rate_error, False, 2, "RMSE", summary
 register_metric(Metric("within2_pct", within_2_bpm, True, 1, "Within 2 bpm (%)", unit="%"))
 register_metric(Metric("mae_bpm_recording", abs_rate_error, False, 2, "MAE per recording", unit="breaths/min",
                        per_group_of="bias_bpm"))
+register_metric(Metric("mae_bpm_filled", abs_rate_error, False, 2, "MAE, abstentions filled", unit="breaths/min"))
 register_metric(Metric("coverage", has_rate, True, 3, "Coverage", summary=all_mean))
 register_metric(Metric("waveform_corr", abs_correlation, True, 3, "Corr. (abs r)", summary=nan_mean))

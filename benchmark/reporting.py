@@ -47,8 +47,25 @@ class RunSummary:
     execution: dict[str, Any] = field(default_factory=dict)
 
 
-def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
-    """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
+@dataclass
+class ScoredBoard:
+    """The measured leaderboard of a store with everything verdicts and comparisons read."""
+
+    board: pd.DataFrame
+    kinds: pd.Series
+    items: dict
+    labels: dict[str, str]
+    valid: dict
+    records: list[dict]
+    arrays: dict[str, dict]
+    stale: dict[str, list[str]]
+    runs: pd.DataFrame
+    groups_for: Any
+
+
+def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> ScoredBoard:
+    """Read every finished cell of ``suite_name`` on ``handle``'s data from ``store``, derive the
+    report-time scores and aggregate them into the tidy leaderboard with row kinds."""
     suite = get_suite(suite_name)
     records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
     current = package_versions()
@@ -60,14 +77,23 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
         return suite.item_groups(handle, input_name, records, arrays)
 
     derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
+    suite.derive_scores(records, arrays, handle)
     runs = lb.runs_frame(records, stale)
     board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
     items, labels = collect_items(records, arrays)
-
     kinds = pd.Series(row_kinds(board, labels, _method_kind), index=board.index)
     board["kind"] = kinds
+    return ScoredBoard(board, kinds, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,
+                       groups_for)
+
+
+def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
+    """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
+    suite = get_suite(suite_name)
+    scored = scored_board(suite_name, store, handle)
+    board, kinds, items, labels, valid = scored.board, scored.kinds, scored.items, scored.labels, scored.valid
+    records, arrays, stale, runs, groups_for = scored.records, scored.arrays, scored.stale, scored.runs, scored.groups_for
     board = add_intervals(board, items, groups_for, suite.pairing_unit)
-    valid = validation_scores(records, row_label)
     found, tests = verdicts(board, kinds, items, valid, suite_name, suite.verdict_metrics, groups_for, suite.pairing_unit)
     board["separates"] = separates_column(board, found)
     board["converged"] = convergence_column(board, records)

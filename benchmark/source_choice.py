@@ -91,3 +91,56 @@ def choose_by_spectrum(shares: np.ndarray) -> tuple[int, list[float]]:
     """
     means = [float(np.nanmean(shares[:, k])) if np.isfinite(shares[:, k]).any() else -1.0 for k in range(shares.shape[1])]
     return int(np.argmax(means)), means
+
+
+GATE_QUANTILES = tuple(np.round(np.arange(0.0, 0.55, 0.05), 2))
+"""Candidate gate thresholds: these quantiles of the validation shares (0: no gate, 0.5: at most
+half of the segments abstain)."""
+
+
+def choose_gate_threshold(
+    shares: np.ndarray, estimated_rates: np.ndarray, reference_rates: np.ndarray, fill_rate: float,
+    quantiles: tuple[float, ...] = GATE_QUANTILES,
+) -> tuple[float, dict[str, float]]:
+    """The band-power share below which a segment abstains, chosen on validation segments.
+
+    Every candidate threshold (a quantile of ``shares``) is scored by the MAE against the
+    reference with each abstention -- a segment under the threshold or without a rate -- counted
+    as ``fill_rate`` (the constant baseline's rate: :func:`benchmark.metrics.filled_rate_error`).
+    The lowest MAE wins; ties go to the lower threshold (fewer abstentions).
+
+    Parameters
+    ----------
+    shares : np.ndarray
+        ``(n,)`` respiratory-band power share of the output on each validation segment.
+    estimated_rates, reference_rates : np.ndarray
+        ``(n,)`` rates of the output and of the reference, NaN where none.
+    fill_rate : float
+        The rate an abstention is scored as.
+    quantiles : tuple of float
+        Quantiles of the finite shares tried as thresholds.
+
+    Returns
+    -------
+    tuple
+        The threshold (0.0 when nothing can be scored) and ``{"quantile", "filled_mae",
+        "coverage"}`` of the chosen threshold on the validation segments.
+    """
+    from benchmark.metrics import filled_rate_error
+
+    shares = np.asarray(shares, dtype=np.float64)
+    estimated = np.asarray(estimated_rates, dtype=np.float64)
+    reference = np.asarray(reference_rates, dtype=np.float64)
+    scored = np.isfinite(reference)
+    finite = shares[np.isfinite(shares)]
+    if not scored.any() or not finite.size or not np.isfinite(fill_rate):
+        return 0.0, {"quantile": 0.0, "filled_mae": float("nan"), "coverage": float("nan")}
+    best = None
+    for quantile in quantiles:
+        threshold = float(np.quantile(finite, quantile)) if quantile > 0 else 0.0
+        kept = np.where(shares >= threshold, estimated, np.nan)
+        mae = float(np.mean(filled_rate_error(kept - reference, reference, fill_rate)[scored]))
+        if best is None or mae < best[1] - 1e-12:
+            best = (threshold, mae, quantile, float(np.isfinite(kept).mean()))
+    threshold, mae, quantile, coverage = best
+    return threshold, {"quantile": quantile, "filled_mae": mae, "coverage": coverage}

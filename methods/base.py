@@ -167,6 +167,11 @@ class Method(ABC):
     show_outputs : bool
         Whether figures should show every output of the method (its decomposition is the
         point of the method, as for MEAE), not only the one scored.
+    quality_gate : bool
+        Rate suites also score a *quality-gated* row: the method abstains on segments where its
+        chosen output's respiratory-band power share is under a threshold chosen on the
+        validation recordings, so that it is compared with abstaining estimators (smart
+        fusion) on equal terms.
     dependencies : tuple of str
         Packages whose versions can change the method's results; a cell
         computed with other versions of them is marked stale
@@ -198,6 +203,7 @@ class Method(ABC):
     neutral_params: ClassVar[dict[str, Any]] = {}
     param_constraints: ClassVar[dict[str, str]] = {}
     show_outputs: ClassVar[bool] = False
+    quality_gate: ClassVar[bool] = False
 
     context: RunContext = RunContext()
     fit_info_: FitInfo | None = None

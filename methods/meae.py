@@ -109,6 +109,7 @@ class MEAE(MultiEncoderMethod):
     neutral_params = {"cpu_bf16": False, "patience": None, "encoding_penalty": "mean", "decoder_conv": "conv"}
     description = "Multi-encoder autoencoder (the paper's method): masking inference, blind"
     supervised = False
+    quality_gate = True
     show_outputs = True
     param_constraints = {"lambda_mix": ">=0", "lambda_zero": ">=0", "lambda_z": ">=0",
                          "mixing_weighting": "uniform|position|banded", "encoding_activation": "linear|relu",

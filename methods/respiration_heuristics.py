@@ -19,8 +19,12 @@ name                          input  family  estimate (band)
                                              Hz, order 6 (Charlton et al. 2016)
 ``nk_ecg_rsp_sarkar2015``     ECG    RIFV    ``nk.ecg_rsp`` on heart rate, band-pass 0.1-0.7
                                              Hz, order 6 (Sarkar et al. 2015)
+``ecg_bw``                    ECG    RIIV    the ECG itself band-passed 0.1-0.5 Hz, order 2
+                                             (baseline wander; Charlton et al. 2016)
 ``ecg_rav``                   ECG    RIAV    QRS amplitude per beat, interpolated, band-pass
                                              0.1-0.5 Hz, order 2 (Charlton et al. 2016)
+``ecg_rifv``                  ECG    RIFV    RR intervals, interpolated, band-pass 0.1-0.5
+                                             Hz, order 2 (respiratory sinus arrhythmia)
 ``ppg_riiv``                  PPG    RIIV    the PPG itself band-passed 0.1-0.5 Hz, order 2
                                              (Karlen et al. 2013)
 ``ppg_riav``                  PPG    RIAV    pulse amplitude (peak minus preceding trough),
@@ -90,7 +94,9 @@ __all__ = [
     "EDRSoni2019",
     "EDRCharlton2016",
     "EDRSarkar2015",
+    "ECGBW",
     "ECGRAV",
+    "ECGRIFV",
     "PPGRIIV",
     "PPGRIAV",
     "PPGRIFV",
@@ -431,6 +437,54 @@ class ECGRAV(_BeatModulation):
             [cleaned[max(0, p - half) : p + half + 1].min() for p in peaks], dtype=np.float64
         )
         return self._beatwise(peaks, cleaned[peaks] - troughs, x.size, fs)
+
+
+@register
+class ECGBW(_Banded):
+    """ECG baseline wander (RIIV): the ECG band-passed 0.1-0.5 Hz.
+
+    The raw segment goes through a zero-phase Butterworth band-pass (default 0.1-0.5 Hz, order
+    2), which keeps the respiratory baseline modulation and removes the QRS complexes; no beat
+    detection. The ECG counterpart of ``ppg_riiv``.
+
+    References
+    ----------
+    Charlton PH et al. (2016). An assessment of algorithms to estimate respiratory rate from
+    the electrocardiogram and photoplethysmogram. Physiol Meas 37(4):610-626 (feature
+    "baseline wander").
+    """
+
+    name = "ecg_bw"
+    description = "ECG baseline wander: band-pass 0.1-0.5 Hz"
+    inputs = ("ECG",)
+
+    def _extract(self, x: np.ndarray, fs: float) -> np.ndarray:
+        return self._bandpassed(x, fs)
+
+
+@register
+class ECGRIFV(_BeatModulation):
+    """ECG frequency variation (RIFV, respiratory sinus arrhythmia): RR intervals, band-passed.
+
+    R peaks are found as for ``ecg_rav``; each RR interval (s) is placed at the time of the
+    later peak, interpolated onto every sample and band-passed (zero-phase Butterworth, default
+    0.1-0.5 Hz, order 2). The ECG counterpart of ``ppg_rifv``; the ``nk_ecg_rsp_*`` rows filter
+    NeuroKit2's heart rate instead.
+
+    References
+    ----------
+    Charlton PH et al. (2016). An assessment of algorithms to estimate respiratory rate from
+    the electrocardiogram and photoplethysmogram. Physiol Meas 37(4):610-626 (feature "RR
+    interval").
+    """
+
+    name = "ecg_rifv"
+    description = "ECG RR-interval (frequency) variation, interpolated, band-pass 0.1-0.5 Hz"
+    inputs = ("ECG",)
+
+    def _extract(self, x: np.ndarray, fs: float) -> np.ndarray:
+        _, peaks = _ecg_r_peaks(x, fs)
+        return self._beatwise(peaks[1:], np.diff(peaks) / fs, x.size, fs)
 
 
 # ------------------------------------------------------------------------------ PPG

@@ -63,6 +63,7 @@ class SupervisedAE(MultiEncoderMethod):
     neutral_params = {"cpu_bf16": False, "patience": None}
     description = "Supervised autoencoder trained on the true sources (upper reference, not blind)"
     supervised = True
+    quality_gate = True
     profiles = {
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,

@@ -20,7 +20,7 @@ import torch
 
 import methods
 from benchmark.runner import _jsonable
-from benchmark.suites import SuiteOptions, suites
+from benchmark.suites import SuiteOptions, get_suite, suites
 from methods.base import Method, RunContext
 
 REGISTRY = methods.discover()
@@ -146,7 +146,9 @@ def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
         # A candidate row is either fully finite or fully NaN ("no estimate for this segment").
         finite = np.isfinite(candidates.reshape(*candidates.shape[:2], -1))
         assert np.all(finite.all(axis=-1) | (~finite).all(axis=-1))
-        assert finite.any()
+        if not finite.any():  # an abstaining estimator (smart fusion) may skip these few segments on a
+            # rate suite, as long as the run rated some test segment (coverage > 0, checked above)
+            assert get_suite(suite_name).target_kind == "rate" and "rate" in cls.target_kinds, f"{name}: no finite candidate"
 
     with_rows = [(m, t) for m, t in fitted if len(t)]  # a method that learns nothing may see no rows
     method, train = (with_rows or fitted)[0]

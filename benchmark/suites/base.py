@@ -351,6 +351,10 @@ class Suite(ABC):
         paired by group), or ``None`` when test items are independent (the default)."""
         return None
 
+    def derive_scores(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle) -> None:
+        """Add, in place, score rows and per-item values that reports derive from stored per-item
+        values and the data (none by default)."""
+
     def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured rows that depend on the data alone (e.g. reference-vs-reference agreement)."""
         return []

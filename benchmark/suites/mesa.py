@@ -34,7 +34,7 @@ import pandas as pd
 import methods
 from benchmark.errors import CellSkipped
 from benchmark.keys import digest
-from benchmark.metrics import get_metric, rate_difference
+from benchmark.metrics import filled_rate_error, get_metric, rate_difference
 from benchmark.respiration import rates
 from benchmark.scoring import item_key, score_metrics, score_row
 from benchmark.source_choice import (
@@ -42,6 +42,7 @@ from benchmark.source_choice import (
     band_power_share,
     choose_by_reference,
     choose_by_spectrum,
+    choose_gate_threshold,
 )
 from benchmark.statistics import group_means
 from benchmark.store import atomic_save_npz
@@ -75,6 +76,9 @@ CHOICE_REFERENCES = ("nasal_pressure", "thoracic")
 AGREEMENT = ("mae_bpm", "bias_bpm", "loa_low_bpm", "loa_high_bpm", "rmse_bpm", "within2_pct")
 """The respiratory-rate literature's agreement statistics (RRest; Charlton et al.), per reference."""
 CHUNK = 128
+GATED = "quality-gated"
+"""Variant of the rows of a method that abstains where its output's respiratory-band power share
+is under a threshold chosen on the validation recordings (``Method.quality_gate``)."""
 
 PROFILES: dict[str, dict[str, Any]] = {
     # Paper protocol: 1,000 recordings drawn, 500 train / 500 test. The synthetic
@@ -132,15 +136,17 @@ class MesaSuite(Suite):
     description = "Respiration from ECG/PPG, MESA layout (paper Table 2: rate MAE vs nasal pressure/thoracic)"
     modality = "1d"
     inputs = ("ECG", "PPG")
-    metrics = ("mae_bpm", "waveform_corr", "coverage", *AGREEMENT[1:], "mae_bpm_recording")
-    table_2_metrics = ("mae_bpm", "waveform_corr", "coverage")
+    metrics = ("mae_bpm", "mae_bpm_filled", "waveform_corr", "coverage", *AGREEMENT[1:], "mae_bpm_recording")
+    table_2_metrics = ("mae_bpm", "mae_bpm_filled", "waveform_corr", "coverage")
     column_targets = (*REFERENCES, TRUTH, "any")
-    headline_metrics = ("mae_bpm",)
+    headline_metrics = ("mae_bpm_filled", "mae_bpm")
     pairing_unit = "test recordings"
     profiles = PROFILES
     dependencies = ("numpy", "scipy", "neurokit2", "pyedflib")
     target_kind = "rate"
-    verdict_metrics = ("mae_bpm",)
+    # The MAE with abstentions filled by the constant baseline's rate: a row cannot beat the
+    # constant rate by scoring only the segments it chose to rate.
+    verdict_metrics = ("mae_bpm_filled",)
     # 2: agreement statistics (bias, limits of agreement, RMSE, within 2, per recording). The MAE
     # per recording is derived at report time from the stored per-segment differences
     # (benchmark.scoring.derive_per_group), so its fix (both rates over the same segments) reaches
@@ -228,9 +234,11 @@ class MesaSuite(Suite):
                  sibling_model_dir: Path | None = None) -> CellOutcome:
         cache = SegmentCache(handle.paths["segments"])
         reference = _load_rates(handle.paths["reference_rates"])
-        outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}})
+        outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}, "fill_rate_bpm": {}})
         for input_name in handle.info["signals"]:
             probe = factory()
+            if getattr(probe, "quality_gate", False):
+                outcome.details["fill_rate_bpm"][input_name] = self.fill_rate(handle, input_name)
             reason = probe.check_input(input_name)
             if reason is None:
                 reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
@@ -319,7 +327,8 @@ class MesaSuite(Suite):
         n = len(selection.data[selection.input_name])
         chooser = next((name for name in CHOICE_REFERENCES if np.isfinite(
             selection.reference.get(f"{selection.split}__{name}", np.full(n, np.nan))[selection.rows]).any()), None)
-        by_spectrum, band_shares = choose_by_spectrum(np.concatenate(band_shares))
+        segment_shares = np.concatenate(band_shares)
+        by_spectrum, band_shares = choose_by_spectrum(segment_shares)
         reference_maes = None
         if chooser is not None:
             by_reference, reference_maes = choose_by_reference(candidate_rates, selection.reference[f"{selection.split}__{chooser}"][selection.rows])
@@ -337,6 +346,9 @@ class MesaSuite(Suite):
         extra = {"selection_split": selection.split, "selection_segments": len(selection.rows),
                  "selection_mae_vs_reference": reference_maes, "selection_band_share": band_shares,
                  "selection_mae_by_reference": by_target}
+        # What a quality gate is chosen on: every output's rate and band share per selection segment.
+        chooser_rates = selection.reference[f"{selection.split}__{chooser}"][selection.rows] if chooser else None
+        extra["_gate_inputs"] = (candidate_rates, segment_shares, chooser_rates)
         return rules, chooser, k_outputs, extra
 
     def _evaluate(self, method, selection, test_data, test_rows, reference, input_name, prefix, outcome) -> tuple | str:
@@ -351,11 +363,21 @@ class MesaSuite(Suite):
                 return "no validation or training recordings to choose its respiratory output on"
             chosen_rules = ({"reference": 0}, None, 1, {"selection_split": None, "selection_segments": 0})
         rules, chooser, k_outputs, extra = chosen_rules
+        gate_inputs = extra.pop("_gate_inputs", None)
+        fill = outcome.details.get("fill_rate_bpm", {}).get(input_name)
+        gates = {}  # output -> band-share threshold, for a method that may abstain on a weak output
+        if getattr(method, "quality_gate", False) and gate_inputs is not None and gate_inputs[2] is not None:
+            candidate_rates, segment_shares, chooser_rates = gate_inputs
+            for k in sorted(set(rules.values())):
+                threshold, chosen = choose_gate_threshold(segment_shares[:, k], candidate_rates[:, k], chooser_rates, fill)
+                gates[k] = threshold
+                extra.setdefault("quality_gate", {})[str(k)] = {"band_share_threshold": threshold, **chosen}
         select_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
         chosen = sorted(set(rules.values()))
         estimates = {k: [] for k in chosen}
+        test_shares = {k: [] for k in gates}
         correlations = {k: [] for k in chosen}
         has_truth = TRUTH in test_data
         examples = None
@@ -367,6 +389,8 @@ class MesaSuite(Suite):
                 examples = batch[:N_EXAMPLES]
             for k in chosen:
                 estimates[k].append(rates(batch[:, k], SAMPLING_RATE, EDGE_CROP))
+                if k in gates:
+                    test_shares[k].append(band_power_share(batch[:, k], SAMPLING_RATE))
                 if has_truth:
                     correlations[k].append(get_metric("waveform_corr").per_item(batch[:, k], test_truth[first : first + CHUNK]))
         test_rates = {k: np.concatenate(v) for k, v in estimates.items()}
@@ -375,31 +399,78 @@ class MesaSuite(Suite):
         targets = [t for t in (*REFERENCES, *([TRUTH] if has_truth else []))
                    if f"test__{t}" in reference and np.isfinite(reference[f"test__{t}"][test_rows]).any()]
         recordings = np.asarray(test_data["recording"])[test_rows]
-        for rule, k in rules.items():
+        scored = [(rule, k, False) for rule, k in rules.items()] + [(rule, k, True) for rule, k in rules.items() if k in gates]
+        for rule, k, gated in scored:
             words = [prefix] if prefix else []
             if rule == "spectral":
                 words.append("blind choice")
             elif chooser is not None and chooser != CHOICE_REFERENCES[0] and k_outputs > 1:
                 words.append(f"chosen on {chooser}")
+            if gated:
+                words.append(GATED)
             variant = ", ".join(words)
+            k_rates = np.where(np.concatenate(test_shares[k]) >= gates[k], test_rates[k], np.nan) if gated else test_rates[k]
             for target in targets:
                 target_rates = reference[f"test__{target}"][test_rows]
-                rows, items = score_metrics(test_rates[k], target_rates, AGREEMENT, input_name, target, variant)
-                per_recording = mae_per_recording(test_rates[k], target_rates, recordings)
+                rows, items = score_metrics(k_rates, target_rates, AGREEMENT, input_name, target, variant)
+                per_recording = mae_per_recording(k_rates, target_rates, recordings)
                 rows.append(score_row(input_name, target, "mae_bpm_recording", per_recording, variant))
                 items[item_key(input_name, target, "mae_bpm_recording", variant)] = per_recording.astype(np.float32)
                 outcome.scores += rows
                 outcome.arrays.update(items)
-            rows, items = score_metrics(test_rates[k], None, ("coverage",), input_name, "any", variant)
+            rows, items = score_metrics(k_rates, None, ("coverage",), input_name, "any", variant)
             outcome.scores += rows
             outcome.arrays.update(items)
-            if has_truth:
+            if has_truth and not gated:  # a gate abstains on rates; the waveform is the ungated row's
                 corr = np.concatenate(correlations[k])
                 outcome.scores.append(score_row(input_name, TRUTH, "waveform_corr", corr, variant))
                 outcome.arrays[item_key(input_name, TRUTH, "waveform_corr", variant)] = corr.astype(np.float32)
         return rules, chooser, k_outputs, examples, test_rates, extra, (select_seconds, score_seconds)
 
     # ------------------------------------------------------------ leaderboard
+    def fill_rate(self, handle: DataHandle, input_name: str) -> float:
+        """The rate an abstention on ``input_name`` is scored as: the constant baseline's.
+
+        ``median_rate`` says the median nasal-pressure rate of the training segments that have
+        this input and nasal pressure; data without training nasal pressure (the public
+        recordings) take it from the synthetic cohort its sim-to-real rows train on. NaN when
+        neither has one.
+        """
+        for segments, rates_path in (("segments", "reference_rates"), ("sim_segments", "sim_reference_rates")):
+            if segments not in handle.paths:
+                continue
+            train = SegmentCache(handle.paths[segments]).split("train")
+            reference = _load_rates(handle.paths[rates_path])
+            if input_name not in train or "train__nasal_pressure" not in reference:
+                continue
+            found = reference["train__nasal_pressure"][self._rows(train, input_name, True)]
+            found = found[np.isfinite(found)]
+            if found.size:
+                return float(np.median(found))
+        return float("nan")
+
+    def derive_scores(self, records, arrays, handle) -> None:
+        """The MAE with abstentions filled (``mae_bpm_filled``) of every row, from its stored
+        per-segment differences, the test references and :meth:`fill_rate`."""
+        reference = _load_rates(handle.paths["reference_rates"])
+        test = SegmentCache(handle.paths["segments"]).split("test")
+        fills: dict[str, float] = {}
+        for record in records:
+            cell = arrays.get(record["cell_id"], {})
+            for score in [s for s in record["scores"] if s["metric"] == "bias_bpm"]:
+                input_name, target, variant = score["input"], score["target"], score.get("variant", "")
+                key = item_key(input_name, target, "bias_bpm", variant)
+                if key not in cell or f"test__{target}" not in reference or input_name not in test:
+                    continue
+                target_rates = reference[f"test__{target}"][self._rows(test, input_name, False)]
+                if input_name not in fills:
+                    fills[input_name] = self.fill_rate(handle, input_name)
+                if len(target_rates) != len(cell[key]) or not np.isfinite(fills[input_name]):
+                    continue
+                values = filled_rate_error(cell[key], target_rates, fills[input_name])
+                record["scores"].append(score_row(input_name, target, "mae_bpm_filled", values, variant))
+                cell[item_key(input_name, target, "mae_bpm_filled", variant)] = values.astype(np.float32)
+
     def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured agreement of the reference signals themselves (no method, no seed)."""
         reference = _load_rates(handle.paths["reference_rates"])
