@@ -166,8 +166,16 @@ class ECGSmartFusion(ModulationFusion):
     modulations = (ECGBW, ECGRAV, ECGRIFV)
 
 
+class _MeanFusion(ModulationFusion):
+    """The plain mean of the modulation rates: ``max_sd_bpm`` defaults to ``None`` (no abstention)."""
+
+    def __init__(self, max_sd_bpm: float | None = None, low: float = 0.1, high: float = 0.5, order: int = 2,
+                 interpolation: str = "cubic", crop: int = 512, n_jobs: int = 1) -> None:
+        super().__init__(max_sd_bpm, low, high, order, interpolation, crop, n_jobs)
+
+
 @register
-class PPGMeanFusion(ModulationFusion):
+class PPGMeanFusion(_MeanFusion):
     """The plain mean of the PPG's modulation rates, without abstaining."""
 
     name = "ppg_mean_fusion"
@@ -175,20 +183,12 @@ class PPGMeanFusion(ModulationFusion):
     inputs = ("PPG",)
     modulations = (PPGRIIV, PPGRIAV, PPGRIFV)
 
-    def __init__(self, max_sd_bpm: float | None = None, low: float = 0.1, high: float = 0.5, order: int = 2,
-                 interpolation: str = "cubic", crop: int = 512, n_jobs: int = 1) -> None:
-        super().__init__(max_sd_bpm, low, high, order, interpolation, crop, n_jobs)
-
 
 @register
-class ECGMeanFusion(ModulationFusion):
+class ECGMeanFusion(_MeanFusion):
     """The plain mean of the ECG's modulation rates, without abstaining."""
 
     name = "ecg_mean_fusion"
     description = "Mean of the ECG baseline/QRS-amplitude/RR-interval rates (no abstention)"
     inputs = ("ECG",)
     modulations = (ECGBW, ECGRAV, ECGRIFV)
-
-    def __init__(self, max_sd_bpm: float | None = None, low: float = 0.1, high: float = 0.5, order: int = 2,
-                 interpolation: str = "cubic", crop: int = 512, n_jobs: int = 1) -> None:
-        super().__init__(max_sd_bpm, low, high, order, interpolation, crop, n_jobs)
