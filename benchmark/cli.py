@@ -13,7 +13,9 @@ import methods
 from benchmark.executors import BACKENDS
 from benchmark.planning import check_planned_params
 from benchmark.profiles import PROFILES
-from benchmark.runner import BenchmarkError, parse_overrides, run_suite
+from benchmark.errors import BenchmarkError
+from benchmark.planning import parse_overrides
+from benchmark.runner import run_suite
 from benchmark.suites import suites, unavailable
 
 

@@ -91,14 +91,13 @@ class CellSpec:
         return _digest(identity, 24)
 
 
-def resolve_methods(suite: str, modality: str | None, names: list[str] | None, device: str) -> tuple[list[str], list[dict]]:
+def resolve_methods(suite: str, names: list[str] | None, device: str) -> tuple[list[str], list[dict]]:
     """Method names to run on ``suite`` and the skipped ones with a reason.
 
     A method runs where what it declares (modality, inputs, supervision, GPU need) fits what
     the suite offers (:meth:`benchmark.suites.base.Suite.method_fits`); every other method is
     listed as skipped with the reason. ``names=None`` (or ``["all"]``) means every registered
-    method. Unknown names raise :class:`BenchmarkError`. ``modality`` is unused (the suite
-    declares it) and kept for callers of the old signature.
+    method. Unknown names raise :class:`BenchmarkError`.
     """
     registry = methods.discover()
     explicit = names is not None and names != ["all"]

@@ -24,24 +24,9 @@ import methods
 from benchmark.environment import describe_device, package_versions
 from benchmark.errors import BenchmarkError, CellSkipped
 from benchmark.executors import check_backend, failed_record, open_executor
-from benchmark.planning import (  # noqa: F401 - re-exported for callers of the old module
-    CELL_FORMAT_VERSION,
-    CellSpec,
-    _digest,
-    _jsonable,
-    parse_overrides,
-    plan_cells,
-    resolve_methods,
-)
+from benchmark.planning import CellSpec, plan_cells, resolve_methods
 from benchmark.provenance import cell_provenance, stale_reasons
-from benchmark.reporting import (  # noqa: F401 - re-exported for callers of the old module
-    RunSummary,
-    build_manifest,
-    fit_detail,
-    rebuild_outputs,
-    training_budget,
-    training_events,
-)
+from benchmark.reporting import RunSummary, rebuild_outputs, training_budget
 from benchmark.store import ResultStore
 from benchmark.suites import DataHandle, SuiteOptions, get_suite
 from methods._device import resolve_device
@@ -150,7 +135,7 @@ def run_suite(
     store = ResultStore(Path(results_dir) / suite_name / profile)
     if method_names is not None and not method_names:
         raise BenchmarkError("--methods is empty (give method names or 'all')")
-    names, skipped = resolve_methods(suite_name, suite.modality, method_names, device)
+    names, skipped = resolve_methods(suite_name, method_names, device)
     if method_names and method_names != ["all"] and not names:
         raise BenchmarkError(f"no requested method applies to suite '{suite_name}': " + "; ".join(s["reason"] for s in skipped))
     cells = plan_cells(suite_name, profile, names, list(seeds), overrides or {}, time_limit)

@@ -57,15 +57,31 @@ class SweepRun:
     def __post_init__(self) -> None:
         self.variant = self.variant or self.name
 
-    def command(self, out: Path, cache_dir: Path, device: str) -> list[str]:
-        """The ``run_benchmark.py`` command line of this run."""
+    def command(self, out: Path, cache_dir: Path, device: str, workers: int = 1) -> list[str]:
+        """The ``run_benchmark.py`` command line of this run.
+
+        With ``workers`` runs at once on a CPU, each run gets ``--jobs workers``: the runner then
+        gives its cell ``cores // workers`` threads, so the runs share the cores instead of
+        oversubscribing them (a run's thread count is in its cells; it is not part of their key).
+        """
         command = [sys.executable, str(ROOT / "run_benchmark.py"), "--suite", self.options["suite"],
                    "--profile", self.options["profile"], "--methods", self.options["methods"],
                    "--seeds", str(self.options["seeds"]), "--device", device, "--no-progress",
                    "--results-dir", str(out / "runs" / self.name), "--cache-dir", str(cache_dir)]
+        if workers > 1 and _on_cpu(device):
+            command += ["--jobs", str(workers)]
         for item in self.overrides:
             command += ["--set", item]
         return command
+
+
+def _on_cpu(device: str) -> bool:
+    """Whether ``device`` (``auto``, ``cpu``, ``cuda[:N]``) runs the cells on the CPU."""
+    if device == "auto":
+        import torch
+
+        return not torch.cuda.is_available()
+    return device == "cpu"
 
 
 def load_sweep(path: Path) -> list[SweepRun]:
@@ -169,7 +185,7 @@ def run_sweep(runs: list[SweepRun], out: Path, cache_dir: Path, device: str, wor
         log = (out / "runs" / f"{run.name}.log").open("w")
         began = time.monotonic()
         try:
-            subprocess.run(run.command(out, cache_dir, device), cwd=ROOT, stdout=log,
+            subprocess.run(run.command(out, cache_dir, device, workers), cwd=ROOT, stdout=log,
                            stderr=subprocess.STDOUT, timeout=left, check=True,
                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
             run.status = "done"

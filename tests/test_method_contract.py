@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import methods
-from benchmark.runner import _jsonable
+from benchmark.planning import _jsonable
 from benchmark.suites import SuiteOptions, get_suite, suites
 from methods.base import Method, RunContext
 

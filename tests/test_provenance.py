@@ -9,7 +9,8 @@ import pandas as pd
 
 from benchmark.environment import package_versions
 from benchmark.provenance import NOT_RECORDED, stale_reasons
-from benchmark.runner import plan_cells, run_suite
+from benchmark.planning import plan_cells
+from benchmark.runner import run_suite
 from methods.meae import MEAE
 
 

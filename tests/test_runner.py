@@ -15,7 +15,9 @@ import pytest
 from benchmark import cli, runner
 from benchmark.leaderboard import LEADERBOARD_COLUMNS
 from benchmark.metrics import mse, ssim
-from benchmark.runner import BenchmarkError, parse_overrides, plan_cells, run_suite
+from benchmark.errors import BenchmarkError
+from benchmark.planning import parse_overrides, plan_cells
+from benchmark.runner import run_suite
 from benchmark.suites import SuiteOptions, fit_or_load
 from benchmark.suites.triangles import SOURCES, TrianglesSuite
 from methods.base import Method, Split

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from benchmark import cli
-from benchmark.runner import CellSpec, run_suite
+from benchmark.planning import CellSpec
+from benchmark.runner import run_suite
 from methods import _time_budget
 from methods._batches import BatchSource
 from methods._loop import train_epochs
