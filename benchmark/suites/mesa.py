@@ -237,7 +237,7 @@ class MesaSuite(Suite):
         outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}, "fill_rate_bpm": {}})
         for input_name in handle.info["signals"]:
             probe = factory()
-            if getattr(probe, "quality_gate", False):
+            if probe.quality_gate:
                 outcome.details["fill_rate_bpm"][input_name] = self.fill_rate(handle, input_name)
             reason = probe.check_input(input_name)
             if reason is None:
@@ -312,8 +312,9 @@ class MesaSuite(Suite):
             outcome.timings[f"{name}_{input_name}"] = value
         return None
 
-    def _choose(self, method, selection: _Selection) -> tuple[dict[str, int], str | None, int, dict] | None:
-        """Which output each rule takes, chosen on the selection segments."""
+    def _choose(self, method, selection: _Selection) -> tuple[dict[str, int], str | None, int, dict, tuple] | None:
+        """Which output each rule takes, chosen on the selection segments, and what a quality gate is
+        chosen on (every output's rate and band share per selection segment, the chooser's rates)."""
         candidate_rates, band_shares = [], []
         inputs = RowView(selection.data[selection.input_name], selection.rows)
         for first in range(0, len(selection.rows), CHUNK):
@@ -346,10 +347,8 @@ class MesaSuite(Suite):
         extra = {"selection_split": selection.split, "selection_segments": len(selection.rows),
                  "selection_mae_vs_reference": reference_maes, "selection_band_share": band_shares,
                  "selection_mae_by_reference": by_target}
-        # What a quality gate is chosen on: every output's rate and band share per selection segment.
         chooser_rates = selection.reference[f"{selection.split}__{chooser}"][selection.rows] if chooser else None
-        extra["_gate_inputs"] = (candidate_rates, segment_shares, chooser_rates)
-        return rules, chooser, k_outputs, extra
+        return rules, chooser, k_outputs, extra, (candidate_rates, segment_shares, chooser_rates)
 
     def _evaluate(self, method, selection, test_data, test_rows, reference, input_name, prefix, outcome) -> tuple | str:
         """Choose the output(s), rate the test segments and add every score row to ``outcome``.
@@ -361,12 +360,11 @@ class MesaSuite(Suite):
         if chosen_rules is None:  # no segment to choose on: fine for a single output
             if method.separate(RowView(test_data[input_name], test_rows[:1])[:1]).shape[1] != 1:
                 return "no validation or training recordings to choose its respiratory output on"
-            chosen_rules = ({"reference": 0}, None, 1, {"selection_split": None, "selection_segments": 0})
-        rules, chooser, k_outputs, extra = chosen_rules
-        gate_inputs = extra.pop("_gate_inputs", None)
+            chosen_rules = ({"reference": 0}, None, 1, {"selection_split": None, "selection_segments": 0}, None)
+        rules, chooser, k_outputs, extra, gate_inputs = chosen_rules
         fill = outcome.details.get("fill_rate_bpm", {}).get(input_name)
         gates = {}  # output -> band-share threshold, for a method that may abstain on a weak output
-        if getattr(method, "quality_gate", False) and gate_inputs is not None and gate_inputs[2] is not None:
+        if method.quality_gate and gate_inputs is not None and gate_inputs[2] is not None:
             candidate_rates, segment_shares, chooser_rates = gate_inputs
             for k in sorted(set(rules.values())):
                 threshold, chosen = choose_gate_threshold(segment_shares[:, k], candidate_rates[:, k], chooser_rates, fill)
