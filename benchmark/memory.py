@@ -22,7 +22,7 @@ cohort, every phase runs in a fresh Python process, so peaks never mix:
     coordinator).
 ``stream b=N``
     One epoch of random batches of N training segments (ECG) read exactly as the neural
-    methods' training loop reads them: :class:`methods._batches.BatchSource` over a
+    methods' training loop reads them: :class:`methods.nn.batches.BatchSource` over a
     :class:`datasets.rows.RowView` (sorted rows, positioned file reads, one batch prefetched
     by a background thread).
 ``memmap b=N``
@@ -127,7 +127,7 @@ def measure_reads(cache_root: Path, phase: str, batch_size: int, channel: str = 
     cache_root : Path
         A built cache (``.../mesa-<key>``).
     phase : {"stream", "memmap", "materialise"}
-        Batches as training reads them (:class:`methods._batches.BatchSource` over a
+        Batches as training reads them (:class:`methods.nn.batches.BatchSource` over a
         :class:`~datasets.rows.RowView`), batches by indexing the memory map, or the whole
         split at once.
     batch_size : int
@@ -147,7 +147,7 @@ def measure_reads(cache_root: Path, phase: str, batch_size: int, channel: str = 
     if phase == "stream":
         import torch
 
-        from methods._batches import BatchSource
+        from methods.nn.batches import BatchSource
 
         source = BatchSource([RowView(path, rows)], "cpu")
         if source.resident:
@@ -212,7 +212,8 @@ def run(subjects: int, minutes: float, factor: int, jobs: int, out_dir: Path) ->
     list of dict
         Table rows.
     """
-    from datasets.synthetic_psg import CohortConfig, write_cohort
+    from datasets.synthetic_psg.config import CohortConfig
+    from datasets.synthetic_psg.edf import write_cohort
 
     out_dir.mkdir(parents=True, exist_ok=True)
     config = CohortConfig(subjects=subjects * factor, minutes=minutes, seed=0)

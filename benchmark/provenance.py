@@ -31,7 +31,7 @@ def dependencies(method_cls: type, suite: Any) -> tuple[str, ...]:
 def precision(method_params: dict[str, Any], device: str) -> str:
     """``"bf16-autocast"`` for networks with ``amp`` on CUDA, ``"bf16-autocast (CPU AMX)"`` for
     ``cpu_bf16`` on an AMX-BF16 CPU, else ``"fp32"``."""
-    from methods._device import precision_label
+    from methods.nn.device import precision_label
 
     return precision_label(device, bool(method_params.get("amp")), bool(method_params.get("cpu_bf16")))
 

@@ -29,7 +29,7 @@ from benchmark.provenance import cell_provenance, stale_reasons
 from benchmark.reporting import RunSummary, rebuild_outputs, training_budget
 from benchmark.store import ResultStore
 from benchmark.suites import DataHandle, SuiteOptions, get_suite
-from methods._device import resolve_device
+from methods.nn.device import resolve_device
 from methods.base import RunContext
 
 log = logging.getLogger("bss_bench")

@@ -35,8 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import methods
 from benchmark.environment import describe_device
-from methods._device import precision_label, resolve_device
-from methods._steps import optimisation_step
+from methods.nn.device import precision_label, resolve_device
+from methods.nn.steps import optimisation_step
 from methods.base import RunContext, Split
 
 SIGNAL_SHAPES = {"triangles": (64, 64), "mesa": (12288,)}

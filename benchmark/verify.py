@@ -31,7 +31,7 @@ from benchmark.planning import CellSpec
 from benchmark.runner import execute_cell
 from benchmark.store import ResultStore, atomic_write_text
 from benchmark.suites import SuiteOptions, get_suite
-from methods._device import resolve_device
+from methods.nn.device import resolve_device
 
 log = logging.getLogger("bss_bench")
 

@@ -1,7 +1,9 @@
 """Separation methods, one file per method family.
 
 Every module in this package is imported by :func:`discover`; classes decorated
-with :func:`methods.base.register` become available by name. A module that
+with :func:`methods.base.register` become available by name. Subpackages are toolkits the
+methods are built from (:mod:`methods.nn` for torch networks, :mod:`methods.decomposition_tools`
+for scikit-learn decompositions) and are not searched for methods. A module that
 fails to import (a missing optional dependency, say) is reported by
 :func:`unavailable` instead of stopping the benchmark.
 """
@@ -25,7 +27,7 @@ def discover() -> dict[str, type[Method]]:
     global _DISCOVERED
     if not _DISCOVERED:
         for info in pkgutil.iter_modules(__path__):
-            if info.name in _INTERNAL_MODULES or info.name.startswith("_"):
+            if info.ispkg or info.name in _INTERNAL_MODULES or info.name.startswith("_"):
                 continue
             try:
                 importlib.import_module(f"{__name__}.{info.name}")

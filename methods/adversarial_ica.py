@@ -6,7 +6,7 @@ marginals. Samples of the product of the marginals come from the *resampling
 trick*: every feature is shuffled across the batch with its own permutation.
 Adapted here to single-channel mixtures with convolutional feature maps and
 masked decoding (see :class:`AdversarialICA`). The two players train through
-the shared epoch loop (:func:`methods._loop.run_epochs`) with
+the shared epoch loop (:func:`methods.nn.loop.run_epochs`) with
 :class:`AdversarialStep` as its step.
 """
 
@@ -19,18 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._batches import predict_in_batches, reconstruct_full
-from methods._device import autocast, seed_and_threads
-from methods._network_method import NetworkMethod
-from methods._networks import (
+from methods.nn.batches import predict_in_batches, reconstruct_full
+from methods.nn.device import autocast, seed_and_threads
+from methods.nn.network_method import NetworkMethod
+from methods.nn.networks import (
     ConvDecoderBody,
     ConvEncoderBody,
-    _Layers,
+    Layers,
     check_divisible,
     from_image,
     to_image,
 )
-from methods._steps import guarded_update
+from methods.nn.steps import guarded_update
 from methods.base import Split, modality_profiles, register
 
 # --------------------------------------------------------------------------- profiles
@@ -137,7 +137,7 @@ class IndependenceDiscriminator(nn.Module):
     def __init__(self, dims: int, n_maps: int, width: int) -> None:
         super().__init__()
         self.dims = dims
-        make = _Layers(dims)
+        make = Layers(dims)
         stride = 2 if dims == 2 else (1, 2)
         self.features = nn.Sequential(
             make.conv(n_maps, width, 3), nn.LeakyReLU(0.2),
@@ -165,7 +165,7 @@ class AdversarialICANetwork(nn.Module):
         self.config = dict(config, channels=list(config["channels"]))
         self.dims = dims = config["dims"]
         k, channels = config["n_sources"], list(config["channels"])
-        make = _Layers(dims)
+        make = Layers(dims)
         self.encoder = nn.Sequential(
             ConvEncoderBody(dims, 1, channels, config["kernel_size"]),
             make.conv(channels[-1], k, 1),
@@ -205,7 +205,7 @@ class AdversarialICANetwork(nn.Module):
 
 # ---------------------------------------------------------------------------- method
 class AdversarialStep:
-    """The :class:`methods._steps.TrainingStep` of adversarial ICA: both players' updates on one batch.
+    """The :class:`methods.nn.steps.TrainingStep` of adversarial ICA: both players' updates on one batch.
 
     Parameters
     ----------
@@ -262,7 +262,7 @@ class AdversarialICA(NetworkMethod):
     * ``valid`` is used only for early stopping (``patience``): its score is the
       L1 reconstruction error.
     * 1-D signals run as height-1 channels-last 2-D convolutions (as in
-      :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
+      :mod:`methods.nn.networks`): same results, faster on oneDNN and cuDNN.
 
     Parameters
     ----------
@@ -342,7 +342,7 @@ class AdversarialICA(NetworkMethod):
         """``disc_steps`` discriminator updates, then one separator update, on one batch.
 
         ``x`` is ``(B, 1, *shape)``. Each update is left out when its loss or
-        gradient is not finite (:func:`methods._steps.guarded_update`).
+        gradient is not finite (:func:`methods.nn.steps.guarded_update`).
 
         Returns
         -------

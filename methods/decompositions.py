@@ -70,8 +70,8 @@ fewer rows than ``n_components`` the methods return fewer candidates. scikit-lea
 ``ConvergenceWarning``s are silenced: capped iterations are part of the budget.
 
 This module holds the registered methods and their profiles; the estimators are built,
-fitted and read out in :mod:`methods._decomposition_families`, the delay embedding is
-in :mod:`methods._embedding`.
+fitted and read out in :mod:`methods.decomposition_tools.families`, the delay embedding is
+in :mod:`methods.decomposition_tools.embedding`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ from typing import Any, ClassVar
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
-from methods._decomposition_families import (
+from methods.decomposition_tools.families import (
     FAMILIES,
     Family,
     component_parts,
@@ -89,7 +89,7 @@ from methods._decomposition_families import (
     input_scale,
     usable_components,
 )
-from methods._embedding import _embed_batch, rate_ratio
+from methods.decomposition_tools.embedding import embed_batch, rate_ratio
 from methods.base import Method, Split, modality_profiles, register
 
 #: Rows handed to ``separate``'s decomposition at once (bounds float64 temporaries).
@@ -269,10 +269,10 @@ class _EmbeddingDecomposition(Method):
         if workers > 1 and len(mixtures) > 1:
             size = max(1, -(-len(mixtures) // (4 * workers)))
             parts = Parallel(n_jobs=self.n_jobs)(
-                delayed(_embed_batch)(mixtures[i : i + size], *args) for i in range(0, len(mixtures), size)
+                delayed(embed_batch)(mixtures[i : i + size], *args) for i in range(0, len(mixtures), size)
             )
             return np.concatenate(parts) if parts else np.empty((0, k, mixtures.shape[1]), np.float32)
-        return _embed_batch(mixtures, *args)
+        return embed_batch(mixtures, *args)
 
 
 @register

@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from methods._batches import BatchSource, predict_in_batches, reconstruct_full
-from methods._losses import (
+from methods.nn.batches import BatchSource, predict_in_batches, reconstruct_full
+from methods.nn.losses import (
     encoding_loss,
     mixing_loss,
     reconstruction_loss,
     zero_reconstruction_loss,
 )
-from methods._network_method import MultiEncoderMethod
-from methods._networks import NetworkConfig
+from methods.nn.network_method import MultiEncoderMethod
+from methods.nn.networks import NetworkConfig
 from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
@@ -81,7 +81,7 @@ class MEAE(MultiEncoderMethod):
         Number of encoders N (candidate outputs).
     channels : tuple of int
         Total channels per level (each encoder gets ``c // N``); see
-        :class:`methods._networks.NetworkConfig`.
+        :class:`methods.nn.networks.NetworkConfig`.
     hidden : int
         Concatenated encoding channels.
     kernel_size : int
@@ -91,19 +91,19 @@ class MEAE(MultiEncoderMethod):
     lambda_mix, lambda_zero, lambda_z : loss weights of Eq. 21.
     mixing_weighting : ``"uniform"`` (Eq. 13), ``"position"`` (Eq. 14, literal) or ``"banded"``
         (the selection of the authors' MESA code, which produced Table 2: the MESA profiles'
-        default); see :func:`methods._losses.block_weighting`.
+        default); see :func:`methods.nn.losses.block_weighting`.
     grad_clip : gradient-norm clipping (0 disables it).
     keep_best : keep the epoch with the lowest validation reconstruction loss.
     patience : early stopping: stop after this many epochs without a validation improvement
         (``None``: train every epoch); implies validating and ``keep_best``, needs a validation
-        split (see :func:`methods._loop.run_epochs`).
+        split (see :func:`methods.nn.loop.run_epochs`).
     encoding_activation : ``"linear"`` (the paper's text) or ``"relu"`` (the authors' code).
     encoding_penalty : ``"mean"`` (Eq. 9: one mean of z² over all encoders) or
         ``"sum_per_encoder"`` (the authors' code: each encoder's mean of z², summed; N times
-        stronger); see :func:`methods._losses.encoding_loss`.
+        stronger); see :func:`methods.nn.losses.encoding_loss`.
     decoder_conv : ``"conv"`` or ``"transposed"`` (stride-1 transposed convolutions in the
         decoder's upsampling blocks, as in the authors' code: the same functions, another
-        initial weight scale); see :class:`methods._networks.NetworkConfig`.
+        initial weight scale); see :class:`methods.nn.networks.NetworkConfig`.
     batch_norm_momentum : encoder BatchNorm momentum (0.8 in the authors' code, the paper profiles).
     amp : bf16 autocast on CUDA.
     cpu_bf16 : bf16 autocast on a CPU with AMX-BF16 (oneDNN runs the convolutions on the

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from methods._batches import BatchSource, predict_in_batches
-from methods._network_method import MultiEncoderMethod
-from methods._networks import NetworkConfig
+from methods.nn.batches import BatchSource, predict_in_batches
+from methods.nn.network_method import MultiEncoderMethod
+from methods.nn.networks import NetworkConfig
 from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
@@ -51,7 +51,7 @@ class SupervisedAE(MultiEncoderMethod):
 
     Parameters
     ----------
-    channels, hidden, kernel_size : architecture (see :class:`methods._networks.NetworkConfig`).
+    channels, hidden, kernel_size : architecture (see :class:`methods.nn.networks.NetworkConfig`).
     epochs, batch_size, lr, weight_decay, lr_step_epochs, lr_gamma, grad_clip : training.
     keep_best : keep the epoch with the lowest validation loss.
     patience : early stopping, as for MEAE (implies validating and ``keep_best``).

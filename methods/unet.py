@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._batches import BatchSource, predict_in_batches
-from methods._device import autocast, seed_and_threads
-from methods._network_method import NetworkMethod
-from methods._networks import check_divisible
-from methods._steps import GradientStep
+from methods.nn.batches import BatchSource, predict_in_batches
+from methods.nn.device import autocast, seed_and_threads
+from methods.nn.network_method import NetworkMethod
+from methods.nn.networks import check_divisible
+from methods.nn.steps import GradientStep
 from methods.base import Split, modality_profiles, register
 
 LEVELS = 3
@@ -101,7 +101,7 @@ class UNetSeparator(NetworkMethod):
     patience : int or None
         Early stopping: stop after this many epochs without a validation improvement
         (``None``: train every epoch); implies ``keep_best`` and needs a validation split with
-        the true sources (see :func:`methods._loop.run_epochs`).
+        the true sources (see :func:`methods.nn.loop.run_epochs`).
     amp : bool
         bf16 autocast on CUDA.
     compile_model : bool

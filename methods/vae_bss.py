@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._batches import predict_in_batches
-from methods._device import autocast, seed_and_threads
-from methods._network_method import NetworkMethod
-from methods._networks import (
+from methods.nn.batches import predict_in_batches
+from methods.nn.device import autocast, seed_and_threads
+from methods.nn.network_method import NetworkMethod
+from methods.nn.networks import (
     ConvDecoderBody,
     ConvEncoderBody,
-    _Layers,
+    Layers,
     check_divisible,
     from_image,
     to_image,
 )
-from methods._steps import GradientStep
+from methods.nn.steps import GradientStep
 from methods.base import Split, modality_profiles, register
 
 MASK_EPSILON = 1e-6
@@ -116,7 +116,7 @@ class VAEBSSNetwork(nn.Module):
         self.encoder_body = ConvEncoderBody(dims, 1, channels, config["kernel_size"])
         self.posterior = nn.Linear(flat, 2 * self.n_sources * self.latent)
         self.from_latent = nn.Linear(self.latent, flat)
-        self.decoder_norm = _Layers(dims).batch_norm(channels[-1])
+        self.decoder_norm = Layers(dims).batch_norm(channels[-1])
         self.decoder_body = ConvDecoderBody(dims, channels, config["kernel_size"], 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,7 +172,7 @@ class VAEBSS(NetworkMethod):
       loss at the final KL weight ``beta`` with the posterior means, and the
       warm-up epochs do not count towards ``patience``.
     * 1-D signals run as height-1 channels-last 2-D convolutions (as in
-      :mod:`methods._networks`): same results, faster on oneDNN and cuDNN.
+      :mod:`methods.nn.networks`): same results, faster on oneDNN and cuDNN.
 
     Parameters
     ----------

@@ -25,7 +25,7 @@ def one(variant: str) -> None:
     import torch
 
     import methods
-    import methods._network_method as network_method
+    import methods.nn.network_method as network_method
     from methods.base import RunContext, Split
 
     opts = dict(item.split("=") for item in variant.split(","))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import methods
-import methods._device as device_module
+import methods.nn.device as device_module
 from benchmark.planning import CellSpec
 from benchmark.provenance import precision
 from methods.base import RunContext, Split

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import methods
-from methods._embedding import diagonal_average, hankel
+from methods.decomposition_tools.embedding import diagonal_average, hankel
 from methods.base import Split
 
 REGISTRY = methods.discover()

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import methods
-from methods._batches import BatchSource
-from methods._checkpoint import CHECKPOINT_FILE, write_training_checkpoint
-from methods._loop import run_epochs, train_epochs
-from methods._steps import GradientStep
+from methods.nn.batches import BatchSource
+from methods.nn.checkpoint import CHECKPOINT_FILE, write_training_checkpoint
+from methods.nn.loop import run_epochs, train_epochs
+from methods.nn.steps import GradientStep
 from methods.base import RunContext, Split
 from methods.convergence import convergence
 

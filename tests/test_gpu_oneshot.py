@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark.environment import git_state
 from benchmark.speed import _conv_backward_flops, measure
 from datasets.triangles import TrianglesConfig, generate
-from methods._device import cpu_has_amx_bf16
+from methods.nn.device import cpu_has_amx_bf16
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

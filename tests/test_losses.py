@@ -1,4 +1,4 @@
-"""Tests of the MEAE training losses (methods/_losses.py, paper Eq. 9 and 11-15)."""
+"""Tests of the MEAE training losses (methods/nn/losses.py, paper Eq. 9 and 11-15)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from methods._losses import (
+from methods.nn.losses import (
     block_means,
     block_weighting,
     encoding_loss,
@@ -16,7 +16,7 @@ from methods._losses import (
     reconstruction_loss,
     zero_reconstruction_loss,
 )
-from methods._networks import Decoder, MultiEncoderAutoencoder, NetworkConfig
+from methods.nn.networks import Decoder, MultiEncoderAutoencoder, NetworkConfig
 
 
 @pytest.fixture(autouse=True, scope="module")

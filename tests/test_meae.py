@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from methods._losses import (
+from methods.nn.losses import (
     encoding_loss,
     mixing_loss,
     reconstruction_loss,
     zero_reconstruction_loss,
 )
-from methods._networks import MultiEncoder, MultiEncoderAutoencoder, NetworkConfig
+from methods.nn.networks import MultiEncoder, MultiEncoderAutoencoder, NetworkConfig
 from methods.base import Split
 from methods.meae import MEAE
 from methods.supervised_ae import SupervisedAE

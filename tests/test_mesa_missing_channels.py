@@ -17,7 +17,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.runner import run_suite
-from datasets.synthetic_psg import CohortConfig, write_cohort
+from datasets.synthetic_psg.config import CohortConfig
+from datasets.synthetic_psg.edf import write_cohort
 
 KEEP = ("EKG", "Thor")
 

@@ -23,7 +23,8 @@ from datasets.mesa import (
     segment_recording,
     split_recordings,
 )
-from datasets.synthetic_psg import CohortConfig, write_cohort
+from datasets.synthetic_psg.config import CohortConfig
+from datasets.synthetic_psg.edf import write_cohort
 
 FS = 200
 SEGMENT = 12288

@@ -9,7 +9,8 @@ from scipy.signal import resample_poly
 
 import methods
 from benchmark.respiration import respiratory_rate
-from datasets.synthetic_psg import CohortConfig, simulate_subject
+from datasets.synthetic_psg.config import CohortConfig
+from datasets.synthetic_psg.subject import simulate_subject
 from methods.base import Split
 
 FS = 200.0

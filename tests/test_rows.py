@@ -203,7 +203,7 @@ def test_training_code_reads_row_views(stored: tuple[Path, np.ndarray]) -> None:
     """The batch source of the neural methods and a classical method take a RowView."""
     import torch
 
-    from methods._batches import BatchSource
+    from methods.nn.batches import BatchSource
     from methods.pca import PCAMethod
 
     path, data = stored

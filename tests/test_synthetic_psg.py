@@ -1,4 +1,4 @@
-"""Tests for the synthetic MESA-layout cohort (datasets/synthetic_psg.py)."""
+"""Tests for the synthetic MESA-layout cohort (the datasets/synthetic_psg package)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,10 @@ import pytest
 from scipy.signal import resample_poly
 
 from benchmark.respiration import respiratory_rate
-from datasets.synthetic_psg import (
-    CHANNEL_RATES,
-    DIFFICULTIES,
-    TRUTH_RATE,
-    CohortConfig,
-    edf_path,
-    main,
-    simulate_subject,
-    truth_path,
-    write_cohort,
-)
+from datasets.synthetic_psg.__main__ import main
+from datasets.synthetic_psg.config import CHANNEL_RATES, DIFFICULTIES, TRUTH_RATE, CohortConfig
+from datasets.synthetic_psg.edf import edf_path, truth_path, write_cohort
+from datasets.synthetic_psg.subject import simulate_subject
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MINUTES = 3.0

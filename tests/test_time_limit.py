@@ -15,8 +15,8 @@ from benchmark import cli
 from benchmark.planning import CellSpec
 from benchmark.runner import run_suite
 from methods import _time_budget
-from methods._batches import BatchSource
-from methods._loop import train_epochs
+from methods.nn.batches import BatchSource
+from methods.nn.loop import train_epochs
 
 N_SAMPLES, BATCH = 32, 8  # four steps per epoch
 

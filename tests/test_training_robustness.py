@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from methods._batches import BatchSource
-from methods._checkpoint import CHECKPOINT_FILE
-from methods._loop import GuardSettings, TrainingDiverged, train_epochs
-from methods._steps import optimisation_step
+from methods.nn.batches import BatchSource
+from methods.nn.checkpoint import CHECKPOINT_FILE
+from methods.nn.loop import GuardSettings, TrainingDiverged, train_epochs
+from methods.nn.steps import optimisation_step
 
 N_SAMPLES, BATCH = 64, 16  # 4 steps per epoch
 
@@ -199,7 +199,7 @@ def test_every_neural_method_resumes_an_interrupted_fit_exactly(name, tmp_path, 
 
 
 class TwoPlayerStep:
-    """A :class:`methods._steps.TrainingStep` updating two halves of a model with their own optimizers."""
+    """A :class:`methods.nn.steps.TrainingStep` updating two halves of a model with their own optimizers."""
 
     def __init__(self, model: torch.nn.Sequential, nan_steps=()):
         self.model, self.nan_steps, self.step = model, set(nan_steps), 0
@@ -208,7 +208,7 @@ class TwoPlayerStep:
         self.optimizers = (self.first, self.second)
 
     def __call__(self, batch):
-        from methods._steps import guarded_update
+        from methods.nn.steps import guarded_update
 
         (x,) = batch
         loss = (self.model(x) - x).pow(2).mean()
@@ -222,7 +222,7 @@ class TwoPlayerStep:
 
 
 def test_a_step_with_two_optimizers_is_guarded_checkpointed_and_rolled_back_as_a_whole(tmp_path):
-    from methods._loop import run_epochs
+    from methods.nn.loop import run_epochs
 
     model, _, batches = _problem()
     snapshots = []

@@ -63,7 +63,8 @@ from datasets.mesa import (
     build_segment_cache,
 )
 from datasets.rows import RowView
-from datasets.synthetic_psg import CohortConfig, write_cohort
+from datasets.synthetic_psg.config import CohortConfig
+from datasets.synthetic_psg.edf import write_cohort
 from methods.base import Split
 
 SAMPLING_RATE = 200.0

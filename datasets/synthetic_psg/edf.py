@@ -1,7 +1,7 @@
 """Writing a synthetic cohort in the MESA layout (EDF+ files plus true respiration).
 
 One job: :func:`write_cohort` simulates every subject with
-:func:`datasets.psg_model.simulate_subject` (in parallel worker processes) and writes its files
+:func:`datasets.synthetic_psg.subject.simulate_subject` (in parallel worker processes) and writes its files
 atomically.  For every subject ``NNNN`` (zero-padded, starting at 0001) it writes::
 
     OUT/polysomnography/edfs/mesa-sleep-NNNN.edf         EDF+ with EKG, Pleth, Flow and Thor
@@ -13,8 +13,8 @@ EDF channels, labelled as in MESA: ``EKG`` 256 Hz (mV), ``Pleth`` 256 Hz (PPG, a
 32 Hz (thoracic inductance belt, arbitrary units).  Samples are 16-bit with digital range
 -32768..32767 and physical limits taken from the data with a 5 % margin.
 
-The truth file holds the ``"truth"`` arrays of :func:`datasets.psg_model.simulate_subject`
-(plain arrays, no pickles; see :mod:`datasets.psg_model`).
+The truth file holds the ``"truth"`` arrays of :func:`datasets.synthetic_psg.subject.simulate_subject`
+(plain arrays, no pickles; see :mod:`datasets.synthetic_psg.physiology`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import pyedflib
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from datasets.psg_config import CHANNEL_RATES, MODEL_VERSION, TRUTH_RATE, CohortConfig
-from datasets.psg_model import simulate_subject
+from datasets.synthetic_psg.config import CHANNEL_RATES, MODEL_VERSION, TRUTH_RATE, CohortConfig
+from datasets.synthetic_psg.subject import simulate_subject
 
 __all__ = ["edf_path", "truth_path", "write_cohort"]
 

@@ -5,7 +5,7 @@ methods in :mod:`methods.decompositions`: build a segment's trajectory matrix
 (:func:`hankel`), map component trajectory matrices back to signals by anti-diagonal
 averaging (:func:`diagonal_average`), resample between the recording rate and the
 embedding rate (:func:`rate_ratio`), and decompose one segment (:func:`embed_parts`) or
-a batch of segments with NaN candidates for failing ones (:func:`_embed_batch`). It
+a batch of segments with NaN candidates for failing ones (:func:`embed_batch`). It
 registers no method.
 """
 
@@ -19,7 +19,7 @@ from scipy.signal import resample_poly
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from methods._decomposition_families import Family, component_parts, fit_estimator, input_scale
+from methods.decomposition_tools.families import Family, component_parts, fit_estimator, input_scale
 
 
 def hankel(signal: np.ndarray, window: int) -> np.ndarray:
@@ -81,7 +81,7 @@ def embed_parts(
     return high
 
 
-def _embed_batch(
+def embed_batch(
     signals: np.ndarray, family: Family, n_components: int, window: int, up: int, down: int,
     max_iter: int | None, seed: int, k: int,
 ) -> np.ndarray:

@@ -1,17 +1,6 @@
-"""Synthetic polysomnography cohort laid out like the MESA Sleep data set: command line.
+"""Command line of the synthetic cohort: ``python -m datasets.synthetic_psg``.
 
-MESA recordings are not freely redistributable, so this package writes a stand-in cohort with the
-same file layout and channel labels, plus the *true* respiratory signal, which real data never
-has.  The work is split along three modules:
-
-- :mod:`datasets.psg_config`: :class:`CohortConfig`, the parameters of a cohort;
-- :mod:`datasets.psg_model`: the physiological model, :func:`simulate_subject` (one subject);
-- :mod:`datasets.psg_realism`: the ``realistic`` difficulty (irregular breathing, movement,
-  ectopic beats, weak coupling, a realistic nasal cannula) on top of that model;
-- :mod:`datasets.psg_edf`: :func:`write_cohort`, the MESA-layout EDF and truth files.
-
-This module is the command line interface and re-exports their public names, so
-``from datasets.synthetic_psg import CohortConfig, write_cohort`` keeps working::
+::
 
     python -m datasets.synthetic_psg --subjects 8 --minutes 10 --seed 0 --out DIR --jobs 2
 
@@ -25,28 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from datasets.psg_config import (
-    CHANNEL_RATES,
-    DIFFICULTIES,
-    MODEL_VERSION,
-    TRUTH_RATE,
-    CohortConfig,
-)
-from datasets.psg_edf import edf_path, truth_path, write_cohort
-from datasets.psg_model import simulate_subject
+from datasets.synthetic_psg.config import DIFFICULTIES, CohortConfig
+from datasets.synthetic_psg.edf import write_cohort
 
-__all__ = [
-    "CHANNEL_RATES",
-    "DIFFICULTIES",
-    "MODEL_VERSION",
-    "TRUTH_RATE",
-    "CohortConfig",
-    "edf_path",
-    "main",
-    "simulate_subject",
-    "truth_path",
-    "write_cohort",
-]
+__all__ = ["main"]
 
 
 # --------------------------------------------------------------------------- command line

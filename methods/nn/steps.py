@@ -1,6 +1,6 @@
 """Training steps: the losses and parameter updates of one batch, guarded against non-finite values.
 
-A :class:`TrainingStep` is what :func:`methods._loop.run_epochs` calls on each
+A :class:`TrainingStep` is what :func:`methods.nn.loop.run_epochs` calls on each
 batch. :class:`GradientStep` is the common one (one loss, one optimizer);
 methods with several players (adversarial ICA) write their own from
 :func:`guarded_update`, which leaves an update out when its loss or gradient

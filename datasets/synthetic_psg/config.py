@@ -1,8 +1,8 @@
 """Configuration of a synthetic MESA-like PSG cohort.
 
 One job: :class:`CohortConfig` (the parameters of a cohort, validated, with stable hashes) and
-the output constants that the physiological model (:mod:`datasets.psg_model`), the EDF writer
-(:mod:`datasets.psg_edf`) and the command line (:mod:`datasets.synthetic_psg`) share.
+the output constants that the physiological model (:mod:`datasets.synthetic_psg.physiology`), the EDF writer
+(:mod:`datasets.synthetic_psg.edf`) and the command line (:mod:`datasets.synthetic_psg`) share.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ MODEL_VERSION = 1
 CHANNEL_RATES: dict[str, int] = {"EKG": 256, "Pleth": 256, "Flow": 32, "Thor": 32}
 #: Sampling rate of the arrays in the truth files.
 TRUTH_RATE = 32
-#: Model difficulties: ``"easy"`` is the original model (:mod:`datasets.psg_model` alone),
-#: ``"realistic"`` adds the irregularities and artefacts of :mod:`datasets.psg_realism`.
+#: Model difficulties: ``"easy"`` is the original model (:mod:`datasets.synthetic_psg.physiology` alone),
+#: ``"realistic"`` adds the irregularities and artefacts of :mod:`datasets.synthetic_psg.realistic`.
 DIFFICULTIES = ("easy", "realistic")
 
 
@@ -45,7 +45,7 @@ class CohortConfig:
         ``"easy"`` is the original, regular model (version 1 cohorts, unchanged bytes and
         keys); ``"realistic"`` adds irregular breathing, movement, ectopic beats, weak and
         variable cardiorespiratory coupling and a realistic nasal cannula
-        (:mod:`datasets.psg_realism`), calibrated so that the classical heuristics are about
+        (:mod:`datasets.synthetic_psg.realistic`), calibrated so that the classical heuristics are about
         as hard as on real sleep recordings.
 
     Notes

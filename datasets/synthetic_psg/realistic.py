@@ -1,7 +1,7 @@
 """Realistic difficulty of the synthetic MESA-like cohort (``CohortConfig.difficulty``).
 
 One job: :func:`simulate_realistic`, the ``difficulty="realistic"`` subject: the model of
-:mod:`datasets.psg_model` (the unchanged ``"easy"`` difficulty) plus what real overnight
+:mod:`datasets.synthetic_psg.physiology` (the unchanged ``"easy"`` difficulty) plus what real overnight
 recordings show.  Ranges are per-subject uniform draws unless stated otherwise; the levels
 come from the sleep literature and were then calibrated on the quick cohort so that the
 classical ECG/PPG respiratory-rate heuristics score MAEs of about 2.5-3.5 breaths/min
@@ -73,28 +73,28 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfiltfilt
 
-from datasets.psg_config import CohortConfig
-from datasets.psg_model import (
-    _CARDIAC_RATE,
-    _CONTROL_RATE,
-    _PAD_S,
-    _RESP_RATE,
-    _beat_times,
-    _breath_shape,
-    _Breathing,
-    _burst_envelope,
-    _ecg,
-    _events,
-    _gaussians,
-    _lowpass_noise,
-    _nasal_pressure,
-    _package,
-    _ppg,
-    _simulate_breathing,
-    _slow_process,
-    _strength,
-    _subject_rng,
-    _thoracic,
+from datasets.synthetic_psg.config import CohortConfig
+from datasets.synthetic_psg.physiology import (
+    CARDIAC_RATE,
+    CONTROL_RATE,
+    PAD_S,
+    RESP_RATE,
+    draw_beat_times,
+    breath_shape,
+    Breathing,
+    burst_envelope,
+    simulate_ecg,
+    draw_events,
+    gaussians,
+    lowpass_noise,
+    simulate_nasal_pressure,
+    package_subject,
+    simulate_ppg,
+    simulate_breathing,
+    slow_process,
+    slow_strength,
+    subject_rng,
+    simulate_thoracic,
 )
 
 __all__ = ["simulate_realistic"]
@@ -139,7 +139,7 @@ def _band_noise(rng: np.random.Generator, grid: np.ndarray, low: float, high: fl
 
 def _periods(rng: np.random.Generator, t: np.ndarray, fraction: float, mean_s: float) -> Slow:
     """Indicator in [0, 1] of random periods (1-5 min scaled by ``mean_s``) with soft edges."""
-    onsets, lengths = _events(rng, fraction / mean_s, t[0], t[-1], (0.3 * mean_s, 1.7 * mean_s))
+    onsets, lengths = draw_events(rng, fraction / mean_s, t[0], t[-1], (0.3 * mean_s, 1.7 * mean_s))
     grid = np.arange(t[0], t[-1] + 1.0, 1.0)
     inside = np.zeros_like(grid)
     for onset, length in zip(onsets, lengths, strict=True):
@@ -154,7 +154,7 @@ def _weight(
 ) -> tuple[Slow, float]:
     """Subject coupling factor uniform in ``low``-``high``, varying ``+-spread`` over the night."""
     base = rng.uniform(low, high)
-    return _strength(rng, base, span, 240.0, spread), base
+    return slow_strength(rng, base, span, 240.0, spread), base
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ class _Drive:
     respiratory modulation and ``extra`` adds a non-respiratory one.
     """
 
-    breathing: _Breathing
+    breathing: Breathing
     weight: Slow
     extra: Slow | None = None
 
@@ -179,7 +179,7 @@ class _Drive:
 
 
 @dataclass(frozen=True)
-class _IrregularBreathing(_Breathing):
+class _IrregularBreathing(Breathing):
     """Breathing whose breaths may end in an end-expiratory pause (volume 0)."""
 
     active: np.ndarray
@@ -188,12 +188,12 @@ class _IrregularBreathing(_Breathing):
         """Lung-volume-like signal; flat at 0 during the pause that ends a breath."""
         k = self._breath(t)
         phase = np.clip((t - self.boundaries[k]) / self.active[k], 0.0, 1.0)
-        shape = _breath_shape(phase, self.insp_fractions[k])
+        shape = breath_shape(phase, self.insp_fractions[k])
         return shape * self.depths[k] * np.interp(t, self.control_t, self.envelope_c)
 
 
 def _irregular_breathing(
-    rng: np.random.Generator, base: _Breathing, span: tuple[float, float]
+    rng: np.random.Generator, base: Breathing, span: tuple[float, float]
 ) -> tuple[_IrregularBreathing, dict[str, float]]:
     """Irregular breath sequence following the easy breathing's rate trend (module docstring)."""
     start, stop = span
@@ -205,16 +205,16 @@ def _irregular_breathing(
         "sighs_per_hour": rng.uniform(3.0, 12.0),
         "pauses_per_hour": rng.uniform(5.0, 30.0),
     }
-    grid = np.arange(start, stop + 0.5 * (stop - start) + 120.0, 1.0 / _CONTROL_RATE)
+    grid = np.arange(start, stop + 0.5 * (stop - start) + 120.0, 1.0 / CONTROL_RATE)
     centres = 0.5 * (base.boundaries[1:] + base.boundaries[:-1])
     trend = np.interp(grid, centres, 60.0 / np.diff(base.boundaries))
-    width = int(60 * _CONTROL_RATE)
+    width = int(60 * CONTROL_RATE)
     trend = np.convolve(np.pad(trend, width, mode="edge"), np.ones(width) / width, "same")
     trend = trend[width:-width]
     irregular = _periods(rng, grid, p["irregular_fraction"], 180.0)
-    wobble = np.exp(p["rate_wobble"] * _slow_process(rng, start, grid[-1], 20.0)(grid))
+    wobble = np.exp(p["rate_wobble"] * slow_process(rng, start, grid[-1], 20.0)(grid))
     rate = np.clip(trend * wobble * (1.0 + 0.1 * irregular(grid)), 6.0, 30.0)
-    cycles = np.concatenate([[0.0], np.cumsum(rate[:-1] / 60.0 / _CONTROL_RATE)])
+    cycles = np.concatenate([[0.0], np.cumsum(rate[:-1] / 60.0 / CONTROL_RATE)])
     nominal = np.interp(np.arange(math.floor(cycles[-1]) + 1), cycles, grid)
     n = nominal.size - 1
     irr = irregular(nominal[:-1])
@@ -239,7 +239,7 @@ def _irregular_breathing(
     boundaries, active, sigh = boundaries[: keep + 1], active[:keep], sigh[:keep]
     mid = boundaries[:-1] + 0.5 * active
     irr = irregular(mid)
-    depth_drift = np.exp(0.15 * np.tanh(_slow_process(rng, start, stop, 120.0)(mid)))
+    depth_drift = np.exp(0.15 * np.tanh(slow_process(rng, start, stop, 120.0)(mid)))
     depths = np.exp(p["depth_cv_irregular"] * (1 + 0.5 * irr) * rng.standard_normal(keep))
     depths *= depth_drift * (1.0 - 0.45 * irr) * np.where(sigh, rng.uniform(2.0, 3.5, keep), 1.0)
     insp = np.clip(np.mean(base.insp_fractions) + 0.04 * rng.standard_normal(keep), 0.3, 0.5)
@@ -273,9 +273,9 @@ def _irregular_beats(
         "ectopic_per_min": per_minute,
         "ventricular_share": rng.uniform(0.3, 0.8),
     }
-    grid = np.arange(span[0], span[1] + 1.0, 1.0 / _CONTROL_RATE)
+    grid = np.arange(span[0], span[1] + 1.0, 1.0 / CONTROL_RATE)
     stretch = -p["lf_hrv"] * _band_noise(rng, grid, 0.04, 0.15)(grid)  # d(shift)/dt
-    shift = np.cumsum(stretch) / _CONTROL_RATE
+    shift = np.cumsum(stretch) / CONTROL_RATE
     beats = beats + np.interp(beats, grid, shift)
     beats = np.sort(beats + p["beat_jitter_s"] * rng.standard_normal(beats.size))
     rr = np.diff(beats, prepend=beats[0] - 1.0)
@@ -300,12 +300,12 @@ def _movement_artifacts(
     if moves[0].size == 0:
         return np.zeros(n)
     t = np.arange(n) / fs
-    return amplitude * _lowpass_noise(rng, n, fs, cutoff) * _burst_envelope(t, *moves)
+    return amplitude * lowpass_noise(rng, n, fs, cutoff) * burst_envelope(t, *moves)
 
 
 def _posture_steps(rng: np.random.Generator, n: int, moves: Events) -> np.ndarray:
     """Belt baseline shifts of up to 0.5 (breath amplitudes) across each body movement."""
-    t = np.arange(n) / _RESP_RATE
+    t = np.arange(n) / RESP_RATE
     steps = np.zeros(n)
     for onset, length, size in zip(*moves, rng.uniform(-0.5, 0.5, moves[0].size), strict=True):
         steps += size * np.clip((t - onset) / length, 0.0, 1.0)
@@ -328,19 +328,19 @@ def _ecg_extras(
         "emg_mv": rng.uniform(0.01, 0.04),
         "qrs_jitter": rng.uniform(*QRS_JITTER),
     }
-    fs = _CARDIAC_RATE
+    fs = CARDIAC_RATE
     t = np.arange(n) / fs
     jitter = gain * p["qrs_jitter"] * rng.standard_normal(beats.size)
-    extra = _gaussians(n, fs, beats, np.full(beats.size, 0.011), jitter)
+    extra = gaussians(n, fs, beats, np.full(beats.size, 0.011), jitter)
     pvc = beats[kind == 1]
     if pvc.size:  # wide ventricular QRS and discordant T wave on top of the beat
         polarity = rng.choice([-1.0, 1.0], pvc.size) * rng.uniform(0.5, 1.2, pvc.size)
-        extra += _gaussians(n, fs, pvc + 0.01, rng.uniform(0.04, 0.06, pvc.size), gain * polarity)
-        extra += _gaussians(n, fs, pvc + 0.3, np.full(pvc.size, 0.06), -0.3 * gain * polarity)
+        extra += gaussians(n, fs, pvc + 0.01, rng.uniform(0.04, 0.06, pvc.size), gain * polarity)
+        extra += gaussians(n, fs, pvc + 0.3, np.full(pvc.size, 0.06), -0.3 * gain * polarity)
     grid = np.arange(*span, 0.25)
     extra += noise * p["ecg_wander_mv"] * _band_noise(rng, grid, 0.05, 0.5)(t)
     emg = sosfilt(butter(2, 20.0, btype="highpass", fs=fs, output="sos"), rng.standard_normal(n))
-    tone = _strength(rng, 1.0, span, 60.0, 0.5)(t)
+    tone = slow_strength(rng, 1.0, span, 60.0, 0.5)(t)
     extra += noise * p["emg_mv"] * tone * emg / max(float(emg.std()), 1e-12)
     extra += _movement_artifacts(rng, n, fs, moves, 5.0, noise * rng.uniform(0.3, 1.5))
     return extra, p
@@ -356,15 +356,15 @@ def _ppg_extras(
     noise: float,
 ) -> np.ndarray:
     """Smaller premature pulses, larger post-pause pulses and movement artefacts."""
-    fs = _CARDIAC_RATE
+    fs = CARDIAC_RATE
     after = np.flatnonzero(kind[:-1] > 0) + 1
     change = rng.uniform(*PULSE_JITTER) * rng.standard_normal(beats.size)
     change[kind > 0] = -rng.uniform(0.3, 0.7, int(np.sum(kind > 0)))
     change[after] += rng.uniform(0.1, 0.3, after.size)
     rr = np.sqrt(np.clip(np.diff(beats, prepend=beats[0] - 1.0), 0.3, 2.0))
     feet = beats + ppg_params["pulse_transit_s"]
-    extra = _gaussians(n, fs, feet + 0.14 * rr, np.full(rr.size, 0.06), change)
-    extra += _gaussians(
+    extra = gaussians(n, fs, feet + 0.14 * rr, np.full(rr.size, 0.06), change)
+    extra += gaussians(
         n, fs, feet + 0.36 * rr, np.full(rr.size, 0.09), ppg_params["diastolic_ratio"] * change
     )
     return extra + _movement_artifacts(rng, n, fs, moves, 3.0, noise * rng.uniform(1.0, 4.0))
@@ -372,7 +372,7 @@ def _ppg_extras(
 
 def _cannula(
     rng: np.random.Generator,
-    breathing: _Breathing,
+    breathing: Breathing,
     n: int,
     beats: np.ndarray,
     gain: float,
@@ -386,7 +386,7 @@ def _cannula(
         "cannula_noise": rng.uniform(*CANNULA_NOISE),
         "cardiogenic": rng.uniform(0.005, 0.02),
     }
-    fs = _RESP_RATE
+    fs = RESP_RATE
     t = np.arange(n) / fs
     flow = np.gradient(0.5 * breathing.volume(t), 1.0 / fs)
     flow = sosfilt(butter(2, 4.0, fs=fs, output="sos"), flow)
@@ -403,9 +403,9 @@ def _cannula(
     typical = max(float(np.median(np.maximum.reduceat(np.abs(pressure), starts))), 1e-6)
     pressure += noise * typical * p["cannula_noise"] * rng.standard_normal(n)
     near = beats[(beats > -1.0) & (beats < t[-1] + 1.0)] + 0.1
-    bumps = _gaussians(n, fs, near, np.full(near.size, 0.08), np.ones(near.size))
+    bumps = gaussians(n, fs, near, np.full(near.size, 0.08), np.ones(near.size))
     pressure += noise * typical * p["cardiogenic"] * bumps
-    pressure += noise * 0.03 * typical * _slow_process(rng, -_PAD_S, t[-1] + _PAD_S, 60.0)(t)
+    pressure += noise * 0.03 * typical * slow_process(rng, -PAD_S, t[-1] + PAD_S, 60.0)(t)
     pressure += _movement_artifacts(rng, n, fs, moves, 2.0, noise * typical * rng.uniform(0.3, 1.0))
     return pressure, p
 
@@ -419,7 +419,7 @@ def simulate_realistic(index: int, config: CohortConfig) -> dict[str, object]:
     Parameters
     ----------
     index : int
-        0-based subject index; the caller (:func:`datasets.psg_model.simulate_subject`)
+        0-based subject index; the caller (:func:`datasets.synthetic_psg.subject.simulate_subject`)
         checks it.
     config : CohortConfig
         Cohort parameters.
@@ -427,28 +427,28 @@ def simulate_realistic(index: int, config: CohortConfig) -> dict[str, object]:
     Returns
     -------
     dict
-        As :func:`datasets.psg_model.simulate_subject`.
+        As :func:`datasets.synthetic_psg.subject.simulate_subject`.
     """
-    rng, child = _subject_rng(index, config), _realism_rng(index, config)
+    rng, child = subject_rng(index, config), _realism_rng(index, config)
     seconds = config.seconds
-    span = (-_PAD_S, seconds + _PAD_S)
+    span = (-PAD_S, seconds + PAD_S)
     noise = config.noise_scale
-    base, params = _simulate_breathing(rng, *span, rng.uniform(*config.apnea_per_hour))
+    base, params = simulate_breathing(rng, *span, rng.uniform(*config.apnea_per_hour))
     breathing, extra = _irregular_breathing(child, base, span)
     params.update(extra)
     weak = child.uniform() < WEAK_RSA_SHARE
     rsa, params["rsa_weight"] = _weight(child, *(WEAK_RSA if weak else RSA), span, 0.6)
-    beats, cardiac = _beat_times(rng, _Drive(breathing, rsa), span)
+    beats, cardiac = draw_beat_times(rng, _Drive(breathing, rsa), span)
     beats, kind, extra = _irregular_beats(child, beats, span)
     params.update(cardiac, **extra)
-    motion = _events(rng, rng.uniform(0.05, 0.4) / 60.0, 0.0, seconds, (1.0, 6.0))
-    moves = _events(child, child.uniform(1.0, 6.0) / 3600.0, 0.0, seconds, (3.0, 15.0))
-    n_cardiac = seconds * _CARDIAC_RATE
+    motion = draw_events(rng, rng.uniform(0.05, 0.4) / 60.0, 0.0, seconds, (1.0, 6.0))
+    moves = draw_events(child, child.uniform(1.0, 6.0) / 3600.0, 0.0, seconds, (3.0, 15.0))
+    n_cardiac = seconds * CARDIAC_RATE
     am, params["ecg_am_weight"] = _weight(child, *AM_WEIGHT, span, 0.5)
     params["ecg_am_other"] = child.uniform(*AM_OTHER)
     am_other = _band_noise(child, np.arange(*span, 0.25), 0.02, 0.15)
     am_drive = _Drive(breathing, am, lambda t: params["ecg_am_other"] * am_other(t))
-    ecg, ecg_params = _ecg(rng, n_cardiac, am_drive, beats, span, motion, noise)
+    ecg, ecg_params = simulate_ecg(rng, n_cardiac, am_drive, beats, span, motion, noise)
     ecg_extra, extra = _ecg_extras(
         child, n_cardiac, beats, kind, ecg_params["ecg_gain_mv"], span, moves, noise
     )
@@ -457,23 +457,23 @@ def simulate_realistic(index: int, config: CohortConfig) -> dict[str, object]:
     vaso = child.uniform(*VASOMOTION)
     vasomotion = _band_noise(child, np.arange(*span, 0.25), 0.02, 0.15)
     ppg_drive = _Drive(breathing, pm, lambda t: vaso * vasomotion(t))
-    ppg, ppg_params = _ppg(rng, n_cardiac, ppg_drive, beats, span, motion, noise)
+    ppg, ppg_params = simulate_ppg(rng, n_cardiac, ppg_drive, beats, span, motion, noise)
     ppg_extra = _ppg_extras(child, n_cardiac, beats, kind, ppg_params, moves, noise)
     params.update(ppg_params, vasomotion=vaso)
-    n_resp = seconds * _RESP_RATE
-    volume = breathing.volume(np.arange(n_resp) / _RESP_RATE)
-    _, pressure_params = _nasal_pressure(rng, volume, span, noise)  # its gain only
+    n_resp = seconds * RESP_RATE
+    volume = breathing.volume(np.arange(n_resp) / RESP_RATE)
+    _, pressure_params = simulate_nasal_pressure(rng, volume, span, noise)  # its gain only
     pressure, extra = _cannula(
         child, breathing, n_resp, beats, pressure_params["pressure_gain"], moves, noise
     )
     params.update(pressure_params, **extra)
-    belt, belt_params = _thoracic(rng, breathing, n_resp, span, noise)
+    belt, belt_params = simulate_thoracic(rng, breathing, n_resp, span, noise)
     amplitude = belt_params["thor_gain"]
-    belt += noise * 0.1 * _slow_process(child, *span, 90.0)(np.arange(n_resp) / _RESP_RATE)
+    belt += noise * 0.1 * slow_process(child, *span, 90.0)(np.arange(n_resp) / RESP_RATE)
     belt += _movement_artifacts(
-        child, n_resp, _RESP_RATE, moves, 1.0, noise * amplitude * child.uniform(1.0, 3.0)
+        child, n_resp, RESP_RATE, moves, 1.0, noise * amplitude * child.uniform(1.0, 3.0)
     )
     belt += noise * amplitude * _posture_steps(child, n_resp, moves)
     params.update(belt_params, motion_events=int(motion[0].size), body_movements=int(moves[0].size))
     signals = {"EKG": ecg + ecg_extra, "Pleth": ppg + ppg_extra, "Flow": pressure, "Thor": belt}
-    return _package(breathing, beats, seconds, signals, params)
+    return package_subject(breathing, beats, seconds, signals, params)

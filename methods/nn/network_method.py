@@ -2,12 +2,12 @@
 
 :class:`NetworkMethod` holds what MEAE, the supervised autoencoder, VAE-BSS and
 adversarial ICA share: installing the network on the run device, training it
-through the one epoch loop (:func:`methods._loop.run_epochs`) with the run
+through the one epoch loop (:func:`methods.nn.loop.run_epochs`) with the run
 context's checkpoint folder and time limit, validation with best-epoch
 selection and early stopping (``patience``), recording the history, events
 and training budget, and saving / loading the fitted weights.
 :class:`MultiEncoderMethod` adds the (multi-)encoder autoencoder of
-:mod:`methods._networks` trained by Adam on method-defined losses (MEAE and
+:mod:`methods.nn.networks` trained by Adam on method-defined losses (MEAE and
 the supervised autoencoder).
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._batches import BatchSource
-from methods._checkpoint import load_torch_state, save_torch_state
-from methods._device import autocast, seed_and_threads
-from methods._loop import EpochResult, TrainingLog, run_epochs
-from methods._networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
-from methods._steps import GradientStep, TrainingStep
+from methods.nn.batches import BatchSource
+from methods.nn.checkpoint import load_torch_state, save_torch_state
+from methods.nn.device import autocast, seed_and_threads
+from methods.nn.loop import EpochResult, TrainingLog, run_epochs
+from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
+from methods.nn.steps import GradientStep, TrainingStep
 from methods.base import Method, Split
 
 
@@ -107,7 +107,7 @@ class NetworkMethod(Method):
         patience: int | None = None, patience_start: int = 0,
         on_resume: Callable[[int], None] | None = None,
     ) -> TrainingLog:
-        """Train ``network_`` with ``step`` on ``train`` through :func:`methods._loop.run_epochs`.
+        """Train ``network_`` with ``step`` on ``train`` through :func:`methods.nn.loop.run_epochs`.
 
         The run context gives the device, the progress bar, the checkpoint
         folder (``work_dir``: per-epoch checkpoints, resumption) and the time
@@ -128,7 +128,7 @@ class NetworkMethod(Method):
         keep_best : bool
             End with the weights of the best validation epoch.
         patience, patience_start : int or None, int
-            Early stopping (see :func:`methods._loop.run_epochs`).
+            Early stopping (see :func:`methods.nn.loop.run_epochs`).
         on_resume : callable or None
             ``(first_epoch) -> None``, called when a checkpoint is resumed.
         """
@@ -194,7 +194,7 @@ class NetworkMethod(Method):
 
 
 class MultiEncoderMethod(NetworkMethod):
-    """A :class:`methods._networks.MultiEncoderAutoencoder` minimising method-defined losses with Adam.
+    """A :class:`methods.nn.networks.MultiEncoderAutoencoder` minimising method-defined losses with Adam.
 
     Subclasses define the network (:meth:`_network_config`), the loss terms of
     a batch (:meth:`_step_losses`, one of them ``"total"``) and the validation

@@ -1,11 +1,12 @@
-"""Physiological model of the synthetic MESA-like cohort: simulates one subject.
+"""Physiological model of the synthetic MESA-like cohort: the pieces a subject is built from.
 
-One job: :func:`simulate_subject` draws a subject's breathing and turns it into the four
-MESA channels (``EKG``, ``Pleth``, ``Flow``, ``Thor``) plus the true respiration; writing files
-is :mod:`datasets.psg_edf`'s job.  This docstring is the ``difficulty="easy"`` model; the
-default ``"realistic"`` one (:mod:`datasets.psg_realism`) adds irregularities to its pieces.
+One job: the building blocks (slow processes, breathing, beats, ECG, PPG, nasal pressure,
+thoracic belt, the truth arrays) that :mod:`datasets.synthetic_psg.subject` assembles into the
+``difficulty="easy"`` subject and :mod:`datasets.synthetic_psg.realistic` into the default
+``"realistic"`` one; writing files is :mod:`datasets.synthetic_psg.edf`'s job.  This docstring
+describes the easy model; the realistic one adds irregularities to its pieces.
 
-The true respiration (``"truth"``, written by :mod:`datasets.psg_edf` as the truth file of
+The true respiration (``"truth"``, written by :mod:`datasets.synthetic_psg.edf` as the truth file of
 plain arrays, no pickles) holds, at ``sampling_rate`` = 32 Hz from the start of the recording:
 ``respiration`` (the lung-volume signal below, about 0 at end-expiration and 1
 at a mean-depth inspiration), ``rate`` (instantaneous breathing rate, 60 / duration of the
@@ -67,15 +68,37 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.signal import butter, sosfiltfilt
 
-from datasets.psg_config import CHANNEL_RATES, TRUTH_RATE, CohortConfig
+from datasets.synthetic_psg.config import CHANNEL_RATES, TRUTH_RATE, CohortConfig
 
-__all__ = ["simulate_subject"]
+__all__ = [
+    "Breathing",
+    "CARDIAC_RATE",
+    "CONTROL_RATE",
+    "PAD_S",
+    "RESP_RATE",
+    "Slow",
+    "breath_shape",
+    "burst_envelope",
+    "draw_beat_times",
+    "draw_events",
+    "gaussians",
+    "lowpass_noise",
+    "package_subject",
+    "simulate_breathing",
+    "simulate_ecg",
+    "simulate_nasal_pressure",
+    "simulate_ppg",
+    "simulate_thoracic",
+    "slow_process",
+    "slow_strength",
+    "subject_rng",
+]
 
-_CARDIAC_RATE = 256
-_RESP_RATE = 32
-_CONTROL_RATE = 4.0
+CARDIAC_RATE = 256
+RESP_RATE = 32
+CONTROL_RATE = 4.0
 #: Extra seconds simulated before and after the recording so that edges look like the middle.
-_PAD_S = 30.0
+PAD_S = 30.0
 
 Slow = Callable[[np.ndarray], np.ndarray]
 
@@ -83,13 +106,13 @@ Slow = Callable[[np.ndarray], np.ndarray]
 # --------------------------------------------------------------------------- random helpers
 
 
-def _slow_process(rng: np.random.Generator, start: float, stop: float, timescale: float) -> Slow:
+def slow_process(rng: np.random.Generator, start: float, stop: float, timescale: float) -> Slow:
     """Smooth zero-mean process of roughly unit variance: a spline through normal knots."""
     knots = np.arange(start - 2 * timescale, stop + 3 * timescale, timescale)
     return CubicSpline(knots, rng.standard_normal(knots.size))
 
 
-def _strength(
+def slow_strength(
     rng: np.random.Generator,
     base: float,
     span: tuple[float, float],
@@ -97,18 +120,18 @@ def _strength(
     spread: float = 0.4,
 ) -> Slow:
     """Slowly time-varying positive strength ``base * (1 + spread * tanh(slow process))``."""
-    process = _slow_process(rng, *span, timescale)
+    process = slow_process(rng, *span, timescale)
     return lambda t: base * (1.0 + spread * np.tanh(process(t)))
 
 
-def _lowpass_noise(rng: np.random.Generator, n: int, fs: float, cutoff: float) -> np.ndarray:
+def lowpass_noise(rng: np.random.Generator, n: int, fs: float, cutoff: float) -> np.ndarray:
     """Unit-variance Gaussian noise low-pass filtered at ``cutoff`` Hz."""
     sos = butter(2, cutoff, fs=fs, output="sos")
     noise = sosfiltfilt(sos, rng.standard_normal(n + int(4 * fs)))[int(2 * fs) : int(2 * fs) + n]
     return noise / max(float(noise.std()), 1e-12)
 
 
-def _events(
+def draw_events(
     rng: np.random.Generator,
     per_second: float,
     start: float,
@@ -121,7 +144,7 @@ def _events(
     return onsets, rng.uniform(*duration, count)
 
 
-def _burst_envelope(t: np.ndarray, onsets: np.ndarray, durations: np.ndarray) -> np.ndarray:
+def burst_envelope(t: np.ndarray, onsets: np.ndarray, durations: np.ndarray) -> np.ndarray:
     """Sum of Hann windows, one per event, on the time grid ``t``."""
     envelope = np.zeros_like(t)
     dt = t[1] - t[0]
@@ -133,7 +156,7 @@ def _burst_envelope(t: np.ndarray, onsets: np.ndarray, durations: np.ndarray) ->
     return envelope
 
 
-def _gaussians(
+def gaussians(
     n: int, fs: float, centers: np.ndarray, widths: np.ndarray, amplitudes: np.ndarray
 ) -> np.ndarray:
     """Sum of Gaussian bumps on a grid of ``n`` samples at ``fs`` Hz starting at time 0.
@@ -153,7 +176,7 @@ def _gaussians(
 
 
 @dataclass(frozen=True)
-class _Breathing:
+class Breathing:
     """Breath-by-breath respiration: boundaries, depths, inspiratory fractions, events."""
 
     boundaries: np.ndarray
@@ -172,7 +195,7 @@ class _Breathing:
         k = self._breath(t)
         duration = self.boundaries[k + 1] - self.boundaries[k]
         phase = np.clip((t - self.boundaries[k]) / duration, 0.0, 1.0)
-        shape = _breath_shape(phase, self.insp_fractions[k])
+        shape = breath_shape(phase, self.insp_fractions[k])
         return shape * self.depths[k] * np.interp(t, self.control_t, self.envelope_c)
 
     def rate(self, t: np.ndarray) -> np.ndarray:
@@ -185,7 +208,7 @@ class _Breathing:
         return np.interp(t, self.control_t, self.apnea_c) > 0.5
 
 
-def _breath_shape(phase: np.ndarray, insp: np.ndarray) -> np.ndarray:
+def breath_shape(phase: np.ndarray, insp: np.ndarray) -> np.ndarray:
     """Volume within one breath: raised-cosine inspiration, faster-then-slower expiration."""
     inhale = 0.5 * (1.0 - np.cos(np.pi * np.clip(phase / insp, 0.0, 1.0)))
     x = np.clip((phase - insp) / (1.0 - insp), 0.0, 1.0) ** 0.75
@@ -197,10 +220,10 @@ def _breath_boundaries(
     rng: np.random.Generator, start: float, stop: float, mean_rate: float, duration_cv: float
 ) -> np.ndarray:
     """Breath boundaries covering [start, stop] from a drifting rate with jittered durations."""
-    drift = _slow_process(rng, start, stop, 120.0)
-    grid = np.arange(start, stop + 0.2 * (stop - start) + 120.0, 1.0 / _CONTROL_RATE)
+    drift = slow_process(rng, start, stop, 120.0)
+    grid = np.arange(start, stop + 0.2 * (stop - start) + 120.0, 1.0 / CONTROL_RATE)
     rate = np.clip(mean_rate * np.exp(0.12 * drift(grid)), 6.0, 30.0)
-    cycles = np.concatenate([[0.0], np.cumsum(rate[:-1] / 60.0 / _CONTROL_RATE)])
+    cycles = np.concatenate([[0.0], np.cumsum(rate[:-1] / 60.0 / CONTROL_RATE)])
     nominal = np.interp(np.arange(math.floor(cycles[-1]) + 1), cycles, grid)
     durations = np.diff(nominal) * np.exp(duration_cv * rng.standard_normal(nominal.size - 1))
     durations = np.clip(durations, 2.0, 10.0)
@@ -218,7 +241,7 @@ def _apnea_profile(
     rng: np.random.Generator, grid: np.ndarray, per_hour: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Volume envelope (down to 0-30 % in events) and event indicator on the control grid."""
-    onsets, durations = _events(rng, per_hour / 3600.0, grid[0], grid[-1], (10.0, 40.0))
+    onsets, durations = draw_events(rng, per_hour / 3600.0, grid[0], grid[-1], (10.0, 40.0))
     residual = rng.uniform(0.0, 0.3, onsets.size)
     envelope = np.ones_like(grid)
     inside = np.zeros_like(grid)
@@ -231,9 +254,9 @@ def _apnea_profile(
     return envelope, inside
 
 
-def _simulate_breathing(
+def simulate_breathing(
     rng: np.random.Generator, start: float, stop: float, per_hour: float
-) -> tuple[_Breathing, dict[str, float]]:
+) -> tuple[Breathing, dict[str, float]]:
     """Draw a subject's breathing pattern."""
     params = {
         "resp_rate_mean": rng.uniform(8.0, 24.0),
@@ -248,16 +271,16 @@ def _simulate_breathing(
     n = boundaries.size - 1
     depths = np.exp(params["breath_depth_cv"] * rng.standard_normal(n))
     insp = np.clip(params["insp_fraction"] + 0.03 * rng.standard_normal(n), 0.3, 0.5)
-    control = np.arange(start, stop + 1.0 / _CONTROL_RATE, 1.0 / _CONTROL_RATE)
+    control = np.arange(start, stop + 1.0 / CONTROL_RATE, 1.0 / CONTROL_RATE)
     envelope, inside = _apnea_profile(rng, control, per_hour)
-    return _Breathing(boundaries, depths, insp, control, envelope, inside), params
+    return Breathing(boundaries, depths, insp, control, envelope, inside), params
 
 
 # --------------------------------------------------------------------------- cardiac
 
 
-def _beat_times(
-    rng: np.random.Generator, breathing: _Breathing, span: tuple[float, float]
+def draw_beat_times(
+    rng: np.random.Generator, breathing: Breathing, span: tuple[float, float]
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Beat times by integral pulse frequency modulation with non-linear RSA."""
     params = {
@@ -265,13 +288,13 @@ def _beat_times(
         "rsa_strength": rng.uniform(0.02, 0.10),
         "rsa_lag_s": rng.uniform(0.0, 0.8),
     }
-    rsa = _strength(rng, params["rsa_strength"], span, 150.0)
-    drift = _slow_process(rng, *span, 180.0)
-    t = np.arange(span[0], span[1], 1.0 / _CARDIAC_RATE)
+    rsa = slow_strength(rng, params["rsa_strength"], span, 150.0)
+    drift = slow_process(rng, *span, 180.0)
+    t = np.arange(span[0], span[1], 1.0 / CARDIAC_RATE)
     r = breathing.volume(t - params["rsa_lag_s"])
     heart_rate = params["heart_rate_mean"] * np.exp(0.04 * drift(t))
     heart_rate = heart_rate * (1.0 + rsa(t) * np.tanh(2.0 * (r - 0.5)))
-    cycles = np.cumsum(heart_rate / 60.0 / _CARDIAC_RATE)
+    cycles = np.cumsum(heart_rate / 60.0 / CARDIAC_RATE)
     targets = np.arange(math.ceil(cycles[0]), math.floor(cycles[-1])) + rng.uniform()
     beats = np.interp(targets, cycles, t) + 0.004 * rng.standard_normal(targets.size)
     return np.sort(beats), params
@@ -295,13 +318,13 @@ def _artifacts(
     if onsets.size == 0:
         return np.zeros(n)
     t = np.arange(n) / fs
-    return amplitude * _lowpass_noise(rng, n, fs, 3.0) * _burst_envelope(t, onsets, durations)
+    return amplitude * lowpass_noise(rng, n, fs, 3.0) * burst_envelope(t, onsets, durations)
 
 
-def _ecg(
+def simulate_ecg(
     rng: np.random.Generator,
     n: int,
-    breathing: _Breathing,
+    breathing: Breathing,
     beats: np.ndarray,
     span: tuple[float, float],
     motion: tuple[np.ndarray, np.ndarray],
@@ -316,11 +339,11 @@ def _ecg(
         "ecg_noise_mv": rng.uniform(0.005, 0.03),
         "mains_mv": rng.uniform(0.002, 0.03),
     }
-    fs = _CARDIAC_RATE
+    fs = CARDIAC_RATE
     t = np.arange(n) / fs
-    am = _strength(rng, params["qrs_am_strength"], span, 180.0)
-    bw = _strength(rng, params["baseline_wander_mv"], span, 180.0)
-    mains = _strength(rng, params["mains_mv"], span, 120.0, spread=0.3)
+    am = slow_strength(rng, params["qrs_am_strength"], span, 180.0)
+    bw = slow_strength(rng, params["baseline_wander_mv"], span, 180.0)
+    mains = slow_strength(rng, params["mains_mv"], span, 120.0, spread=0.3)
     morphology = rng.uniform(0.7, 1.3, 5)
     r_beat = breathing.volume(beats)
     m = 1.0 + am(beats) * np.tanh(3.0 * (r_beat - 0.5))
@@ -336,20 +359,20 @@ def _ecg(
     ecg = np.zeros(n)
     for (delay, width, amp, factor), shape in zip(waves, morphology, strict=True):
         amplitudes = params["ecg_gain_mv"] * amp * shape * np.broadcast_to(factor, beats.shape)
-        ecg += _gaussians(n, fs, beats + delay, np.full_like(beats, width), amplitudes)
+        ecg += gaussians(n, fs, beats + delay, np.full_like(beats, width), amplitudes)
     r = breathing.volume(t)
     ecg += bw(t) * (r + params["baseline_quadratic"] * r * r)
-    ecg += noise * 0.05 * _slow_process(rng, *span, 20.0)(t)
+    ecg += noise * 0.05 * slow_process(rng, *span, 20.0)(t)
     ecg += noise * params["ecg_noise_mv"] * rng.standard_normal(n)
     ecg += _artifacts(rng, n, fs, *motion, noise * rng.uniform(0.3, 1.5))
     ecg += noise * mains(t) * np.sin(2 * np.pi * 60.0 * t + rng.uniform(0, 2 * np.pi))
     return ecg, params
 
 
-def _ppg(
+def simulate_ppg(
     rng: np.random.Generator,
     n: int,
-    breathing: _Breathing,
+    breathing: Breathing,
     beats: np.ndarray,
     span: tuple[float, float],
     motion: tuple[np.ndarray, np.ndarray],
@@ -365,16 +388,16 @@ def _ppg(
         "vasomotor": rng.uniform(0.02, 0.15),
         "ppg_noise": rng.uniform(0.005, 0.03),
     }
-    fs = _CARDIAC_RATE
+    fs = CARDIAC_RATE
     t = np.arange(n) / fs
-    pam = _strength(rng, params["pulse_am_strength"], span, 180.0)
-    riiv = _strength(rng, params["intensity_strength"], span, 180.0)
+    pam = slow_strength(rng, params["pulse_am_strength"], span, 180.0)
+    riiv = slow_strength(rng, params["intensity_strength"], span, 180.0)
     r_beat = breathing.volume(beats)
     feet = beats + params["pulse_transit_s"] - 0.01 * (r_beat - 0.5)
     stretch = np.sqrt(np.clip(_rr_intervals(beats), 0.3, 2.0))
     amplitude = 1.0 - pam(beats) * 1.4 * r_beat / (0.4 + np.abs(r_beat))
-    ppg = _gaussians(n, fs, feet + 0.14 * stretch, np.full_like(beats, 0.06), amplitude)
-    ppg += _gaussians(
+    ppg = gaussians(n, fs, feet + 0.14 * stretch, np.full_like(beats, 0.06), amplitude)
+    ppg += gaussians(
         n,
         fs,
         feet + 0.36 * stretch,
@@ -382,7 +405,7 @@ def _ppg(
         params["diastolic_ratio"] * amplitude,
     )
     ppg += riiv(t) * breathing.volume(t - params["intensity_lag_s"])
-    mayer = params["vasomotor"] * (1.0 + 0.3 * np.tanh(_slow_process(rng, *span, 60.0)(t)))
+    mayer = params["vasomotor"] * (1.0 + 0.3 * np.tanh(slow_process(rng, *span, 60.0)(t)))
     ppg += noise * mayer * np.sin(2 * np.pi * 0.1 * t + rng.uniform(0, 2 * np.pi))
     ppg += noise * params["ppg_noise"] * rng.standard_normal(n)
     ppg += _artifacts(rng, n, fs, *motion, noise * rng.uniform(0.5, 2.0))
@@ -392,22 +415,22 @@ def _ppg(
 # --------------------------------------------------------------------------- respiratory channels
 
 
-def _nasal_pressure(
+def simulate_nasal_pressure(
     rng: np.random.Generator, volume: np.ndarray, span: tuple[float, float], noise: float
 ) -> tuple[np.ndarray, dict[str, float]]:
     """Cannula pressure (cmH2O) ~ k * sign(flow) * flow**2 from the 32 Hz volume."""
     params = {"pressure_gain": rng.uniform(2.0, 6.0), "pressure_noise": rng.uniform(0.005, 0.03)}
-    t = np.arange(volume.size) / _RESP_RATE
-    flow = np.gradient(0.5 * volume, 1.0 / _RESP_RATE)
+    t = np.arange(volume.size) / RESP_RATE
+    flow = np.gradient(0.5 * volume, 1.0 / RESP_RATE)
     pressure = params["pressure_gain"] * np.sign(flow) * flow * flow
-    pressure += noise * 0.02 * _slow_process(rng, *span, 60.0)(t)
+    pressure += noise * 0.02 * slow_process(rng, *span, 60.0)(t)
     pressure += noise * params["pressure_noise"] * rng.standard_normal(volume.size)
     return pressure, params
 
 
-def _thoracic(
+def simulate_thoracic(
     rng: np.random.Generator,
-    breathing: _Breathing,
+    breathing: Breathing,
     n: int,
     span: tuple[float, float],
     noise: float,
@@ -418,10 +441,10 @@ def _thoracic(
         "thor_gain": rng.uniform(0.5, 2.0),
         "thor_noise": rng.uniform(0.01, 0.04),
     }
-    t = np.arange(n) / _RESP_RATE
-    gain = params["thor_gain"] * np.exp(0.2 * np.tanh(_slow_process(rng, *span, 200.0)(t)))
+    t = np.arange(n) / RESP_RATE
+    gain = params["thor_gain"] * np.exp(0.2 * np.tanh(slow_process(rng, *span, 200.0)(t)))
     belt = gain * breathing.volume(t - params["thor_lag_s"])
-    belt += noise * 0.1 * _slow_process(rng, *span, 90.0)(t)
+    belt += noise * 0.1 * slow_process(rng, *span, 90.0)(t)
     belt += noise * params["thor_noise"] * rng.standard_normal(n)
     return belt, params
 
@@ -429,64 +452,20 @@ def _thoracic(
 # --------------------------------------------------------------------------- subject
 
 
-def _subject_rng(index: int, config: CohortConfig) -> np.random.Generator:
+def subject_rng(index: int, config: CohortConfig) -> np.random.Generator:
     """Generator of subject ``index``; depends only on the seed and the index."""
     return np.random.default_rng(np.random.SeedSequence(config.seed).spawn(index + 1)[index])
 
 
-def simulate_subject(index: int, config: CohortConfig) -> dict[str, object]:
-    """Simulate the recordings and the true respiration of one subject.
-
-    Parameters
-    ----------
-    index : int
-        0-based subject index (file number ``index + 1``).
-    config : CohortConfig
-        Cohort parameters; ``subjects`` does not influence a subject's signals.  With
-        ``difficulty="realistic"`` the subject comes from :mod:`datasets.psg_realism`.
-
-    Returns
-    -------
-    dict
-        ``"signals"``: EDF label -> float64 array (EKG, Pleth, Flow, Thor); ``"rates"``: EDF
-        label -> sampling rate in Hz; ``"truth"``: the arrays of the truth file (see the module
-        docstring); ``"params"``: the subject's drawn scalar parameters.
-    """
-    if not 0 <= index < config.subjects:
-        raise ValueError(f"index must lie in 0..{config.subjects - 1}, got {index}")
-    if config.difficulty != "easy":
-        from datasets.psg_realism import simulate_realistic  # imports this module
-
-        return simulate_realistic(index, config)
-    rng = _subject_rng(index, config)
-    seconds = config.seconds
-    span = (-_PAD_S, seconds + _PAD_S)
-    noise = config.noise_scale
-    per_hour = rng.uniform(*config.apnea_per_hour)
-    breathing, params = _simulate_breathing(rng, *span, per_hour)
-    beats, cardiac = _beat_times(rng, breathing, span)
-    motion = _events(rng, rng.uniform(0.05, 0.4) / 60.0, 0.0, seconds, (1.0, 6.0))
-    n_cardiac = seconds * _CARDIAC_RATE
-    ecg, ecg_params = _ecg(rng, n_cardiac, breathing, beats, span, motion, noise)
-    ppg, ppg_params = _ppg(rng, n_cardiac, breathing, beats, span, motion, noise)
-    volume = breathing.volume(np.arange(seconds * _RESP_RATE) / _RESP_RATE)
-    pressure, pressure_params = _nasal_pressure(rng, volume, span, noise)
-    belt, belt_params = _thoracic(rng, breathing, volume.size, span, noise)
-    params.update(cardiac, **ecg_params, **ppg_params, **pressure_params, **belt_params)
-    params["motion_events"] = int(motion[0].size)
-    signals = {"EKG": ecg, "Pleth": ppg, "Flow": pressure, "Thor": belt}
-    return _package(breathing, beats, seconds, signals, params)
-
-
-def _package(
-    breathing: _Breathing,
+def package_subject(
+    breathing: Breathing,
     beats: np.ndarray,
     seconds: int,
     signals: dict[str, np.ndarray],
     params: dict[str, float],
 ) -> dict[str, object]:
-    """The dictionary :func:`simulate_subject` returns (truth arrays from ``breathing``)."""
-    t_resp = np.arange(seconds * _RESP_RATE) / _RESP_RATE
+    """The dictionary :func:`datasets.synthetic_psg.subject.simulate_subject` returns (truth arrays from ``breathing``)."""
+    t_resp = np.arange(seconds * RESP_RATE) / RESP_RATE
     onsets = breathing.boundaries[(breathing.boundaries >= 0) & (breathing.boundaries < seconds)]
     truth = {
         "respiration": breathing.volume(t_resp).astype(np.float32),

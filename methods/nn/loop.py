@@ -1,6 +1,6 @@
 """The epoch loop every neural method trains through.
 
-A method hands :func:`run_epochs` a :class:`methods._steps.TrainingStep`: a
+A method hands :func:`run_epochs` a :class:`methods.nn.steps.TrainingStep`: a
 callable that takes one batch, computes its losses, updates the parameters
 through its own optimizer(s) and says whether it skipped the update. The loop
 adds what every
@@ -8,7 +8,7 @@ method shares: shuffled batches, the non-finite guard (skipped steps counted
 on the device, rollback with a lowered learning rate, :class:`TrainingDiverged`),
 per-epoch checkpoints and resumption, the time limit, validation with
 best-epoch selection and early stopping, and the per-epoch history. :func:`train_epochs` runs
-the loop with the common step, :class:`methods._steps.GradientStep`.
+the loop with the common step, :class:`methods.nn.steps.GradientStep`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from methods._batches import BatchSource
-from methods._checkpoint import (
+from methods.nn.batches import BatchSource
+from methods.nn.checkpoint import (
     CHECKPOINT_FILE,
     global_rng_state,
     load_optimizer_states,
@@ -34,8 +34,8 @@ from methods._checkpoint import (
     set_global_rng_state,
     write_training_checkpoint,
 )
-from methods._steps import GradientStep, StepLosses, TrainingStep
-from methods._time_budget import TimeBudget, TrainingBudget
+from methods.nn.steps import GradientStep, StepLosses, TrainingStep
+from methods.nn.time_budget import TimeBudget, TrainingBudget
 
 log = logging.getLogger("bss_bench.training")
 

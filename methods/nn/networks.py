@@ -31,7 +31,7 @@ def _layers(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module
     raise ValueError(f"dims must be 1 or 2, got {dims}")
 
 
-class _Layers:
+class Layers:
     """Layer factory for 1-D or 2-D signals.
 
     1-D signals run as images of height 1 (kernels ``(1, k)``): oneDNN and cuDNN
@@ -175,7 +175,7 @@ class MultiEncoder(nn.Module):
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
-        make = _Layers(config.dims)
+        make = Layers(config.dims)
         self.dims = config.dims
         n, k = config.n_encoders, config.kernel_size
         layers: list[nn.Module] = []
@@ -208,7 +208,7 @@ class Decoder(nn.Module):
 
     def __init__(self, config: NetworkConfig) -> None:
         super().__init__()
-        make = _Layers(config.dims)
+        make = Layers(config.dims)
         self.dims = config.dims
         n, k = config.n_encoders, config.kernel_size
         widths = list(reversed(config.channels))
@@ -307,7 +307,7 @@ class ConvEncoderBody(nn.Module):
 
     def __init__(self, dims: int, in_channels: int, channels: Sequence[int], kernel_size: int) -> None:
         super().__init__()
-        make = _Layers(dims)
+        make = Layers(dims)
         layers: list[nn.Module] = []
         previous = in_channels
         for width in channels:
@@ -335,7 +335,7 @@ class ConvDecoderBody(nn.Module):
 
     def __init__(self, dims: int, channels: Sequence[int], kernel_size: int, out_channels: int = 1) -> None:
         super().__init__()
-        make = _Layers(dims)
+        make = Layers(dims)
         layers: list[nn.Module] = []
         previous = channels[-1]
         for level, width in enumerate(reversed(channels)):
