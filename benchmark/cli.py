@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import methods
-from benchmark.executors import BACKENDS
-from benchmark.planning import check_planned_params
-from benchmark.profiles import PROFILES
-from benchmark.errors import BenchmarkError
-from benchmark.planning import parse_overrides
-from benchmark.runner import run_suite
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.profiles import PROFILES
+from benchmark.run.executors import BACKENDS
+from benchmark.run.planning import check_planned_params, parse_overrides
+from benchmark.run.runner import run_suite
 from benchmark.suites import suites, unavailable
 
 
@@ -107,8 +106,8 @@ def _int_list(text: str, option: str) -> list[int]:
 
 def _verify(args: argparse.Namespace, chosen: list[str], signals: tuple[str, ...]) -> int:
     """``--verify N``: recompute and compare; exit 1 when a value disagrees."""
-    from benchmark.runner import default_cache_dir
-    from benchmark.verify import verify_suite
+    from benchmark.run.runner import default_cache_dir
+    from benchmark.run.verify import verify_suite
 
     if args.verify < 1:
         raise BenchmarkError("--verify needs a positive number of cells")
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_results_page(results_dir: Path) -> None:
     """``RESULTS.md`` in the results folder; the README's results block too when it is the project's."""
-    from benchmark import results_page
+    from benchmark.report import results_page
 
     root = Path(__file__).resolve().parent.parent
     readme = root / "README.md" if results_dir.resolve() == (root / "results").resolve() else None

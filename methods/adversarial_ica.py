@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.base import Split, modality_profiles, register
 from methods.nn.batches import predict_in_batches, reconstruct_full
 from methods.nn.device import autocast, seed_and_threads
 from methods.nn.network_method import NetworkMethod
@@ -31,7 +32,6 @@ from methods.nn.networks import (
     to_image,
 )
 from methods.nn.steps import guarded_update
-from methods.base import Split, modality_profiles, register
 
 # --------------------------------------------------------------------------- profiles
 # "paper": our choice of full-size GPU settings (neither the MEAE paper nor [8] gives any

@@ -9,7 +9,7 @@ anywhere else. The runner drives every method the same way::
     candidates = method.separate(mixtures)  # (n, K, *signal_shape)
 
 Candidate outputs come back in the method's own order; the evaluation protocol
-assigns them to sources afterwards (see :mod:`benchmark.assignment`).
+assigns them to sources afterwards (see :mod:`benchmark.evaluation.assignment`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -116,12 +116,35 @@ class RunContext:
     time_limit: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitInfo:
-    """What a method reports about its own training (saved in the cell record)."""
+    """What a fitted method reports about its own training; the runner saves it in the cell record.
 
-    history: list[dict[str, float]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    Methods that train in epochs fill it (:class:`methods.nn.network_method.NetworkMethod`);
+    for every other method all fields are ``None``.
+
+    Attributes
+    ----------
+    history : list of dict or None
+        One entry per epoch: number, seconds, samples, completeness and mean losses
+        (read by :mod:`methods.convergence`).
+    events : dict or None
+        Non-finite-loss and resume events of the fit.
+    budget : dict or None
+        How much training the fit got (epochs and samples asked and done, time limit, early stop).
+    n_parameters : int or None
+        Trainable parameters of the fitted model.
+    """
+
+    history: list[dict[str, Any]] | None = None
+    events: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+    n_parameters: int | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        """The fields under the names a cell record's ``details`` keeps them."""
+        return {"fit_history": self.history, "training_events": self.events, "training_budget": self.budget,
+                "n_parameters": self.n_parameters}
 
 
 class Method(ABC):
@@ -175,7 +198,7 @@ class Method(ABC):
     dependencies : tuple of str
         Packages whose versions can change the method's results; a cell
         computed with other versions of them is marked stale
-        (:mod:`benchmark.provenance`).
+        (:mod:`benchmark.core.provenance`).
     version : int
         Version of the method's code; bump it when a change alters results
         (it is part of every cell key, so the method's cells are recomputed).
@@ -185,7 +208,7 @@ class Method(ABC):
         the cells computed before stay valid.
     param_constraints : dict
         Allowed values per parameter, checked before any cell runs, e.g. ``{"epochs": ">=1",
-        "activation": "relu|linear"}`` (:mod:`benchmark.parameter_checks`).
+        "activation": "relu|linear"}`` (:mod:`benchmark.run.parameter_checks`).
     """
 
     name: ClassVar[str] = ""
@@ -206,7 +229,6 @@ class Method(ABC):
     quality_gate: ClassVar[bool] = False
 
     context: RunContext = RunContext()
-    fit_info_: FitInfo | None = None
 
     # ----------------------------------------------------------------- params
     @classmethod
@@ -317,6 +339,10 @@ class Method(ABC):
     def diagnostics(self) -> dict[str, np.ndarray]:
         """Arrays worth keeping for figures (e.g. decoder weight blocks)."""
         return {}
+
+    def fit_info(self) -> FitInfo:
+        """What the fit reports about itself (empty by default; epoch-trained methods fill it)."""
+        return FitInfo()
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> None:

@@ -81,6 +81,8 @@ from typing import Any, ClassVar
 import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs
 
+from methods.base import Method, Split, modality_profiles, register
+from methods.decomposition_tools.embedding import embed_batch, rate_ratio
 from methods.decomposition_tools.families import (
     FAMILIES,
     Family,
@@ -89,8 +91,6 @@ from methods.decomposition_tools.families import (
     input_scale,
     usable_components,
 )
-from methods.decomposition_tools.embedding import embed_batch, rate_ratio
-from methods.base import Method, Split, modality_profiles, register
 
 #: Rows handed to ``separate``'s decomposition at once (bounds float64 temporaries).
 _CHUNK = 256

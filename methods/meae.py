@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods.base import Split, modality_profiles, register
 from methods.nn.batches import BatchSource, predict_in_batches, reconstruct_full
 from methods.nn.losses import (
     encoding_loss,
@@ -21,7 +22,6 @@ from methods.nn.losses import (
 )
 from methods.nn.network_method import MultiEncoderMethod
 from methods.nn.networks import NetworkConfig
-from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
     n_encoders=3, channels=(24, 48, 96, 144), hidden=96, kernel_size=7,

@@ -16,7 +16,7 @@ name                          input  rate of a segment
 ============================  =====  ==============================================================
 
 The rate of each modulation is read with the suites' own protocol
-(:func:`benchmark.respiration.respiratory_rate`: ``crop`` samples cut from each edge, NeuroKit2
+(:func:`benchmark.evaluation.respiration.respiratory_rate`: ``crop`` samples cut from each edge, NeuroKit2
 troughs). The standard deviation is the sample one (``ddof=1``, as MATLAB's ``std`` in which
 the reference implementations are written). The benchmark scores waveforms, so a fused rate
 is returned as a sine at that rate (the same carrier as ``median_rate``), which the suites'
@@ -132,7 +132,7 @@ class ModulationFusion(RespiratoryHeuristic):
 
     def modulation_rates(self, segment: np.ndarray, sampling_rate: float) -> np.ndarray:
         """The rate of each modulation of one segment (breaths/min, NaN where none)."""
-        from benchmark.respiration import respiratory_rate
+        from benchmark.evaluation.respiration import respiratory_rate
 
         return np.array([respiratory_rate(m._segment(segment, sampling_rate), sampling_rate, self.crop)
                          for m in self._modulation_methods()])

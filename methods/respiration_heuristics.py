@@ -3,7 +3,7 @@
 These heuristics are the non-learned references beside the separation methods of the MESA
 suite (paper section 4.2, Table 2): each turns one ECG or PPG segment (one minute, 12,288
 samples at 200 Hz) into ONE respiratory waveform estimate, which the benchmark scores with
-the NeuroKit2 respiratory rate of :mod:`benchmark.respiration`.  Terminology follows Karlen et
+the NeuroKit2 respiratory rate of :mod:`benchmark.evaluation.respiration`.  Terminology follows Karlen et
 al. (2013) and Charlton et al. (2016, 2018): respiration modulates the cardiac signal's
 baseline / intensity (RIIV), its beat amplitude (RIAV) and its beat frequency (RIFV, i.e.
 respiratory sinus arrhythmia).

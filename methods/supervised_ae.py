@@ -8,10 +8,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from methods.base import Split, modality_profiles, register
 from methods.nn.batches import BatchSource, predict_in_batches
 from methods.nn.network_method import MultiEncoderMethod
 from methods.nn.networks import NetworkConfig
-from methods.base import Split, modality_profiles, register
 
 TRIANGLES_PAPER: dict[str, Any] = dict(
     channels=(24, 48, 96, 144), hidden=96, kernel_size=7, epochs=100, batch_size=256, lr=1e-3,

@@ -3,7 +3,7 @@
 A number means something only next to what an estimate that separates nothing scores on the
 same data and metric. These methods are ``kind = "trivial"``: tables show them in a block of
 their own, and a method is said to *separate* a source only where it beats the best of them
-(:mod:`benchmark.verdicts`). The mixture itself (:mod:`methods.mixture`) is one of them.
+(:mod:`benchmark.evaluation.verdicts`). The mixture itself (:mod:`methods.mixture`) is one of them.
 
 * ``zeros``: an all-zero estimate of every source (on dark-background images it scores a
   high SSIM; its SI-SDR sits at the documented floor);
@@ -64,7 +64,7 @@ class MedianRate(Method):
     ----------
     crop : int
         Samples cut from each edge of a training reference before its rate is read (the
-        suites' own rate protocol: :func:`benchmark.respiration.rates`).
+        suites' own rate protocol: :func:`benchmark.evaluation.respiration.rates`).
     """
 
     name = "median_rate"
@@ -79,7 +79,7 @@ class MedianRate(Method):
         self.crop = crop
 
     def fit(self, train: Split, valid: Split | None = None) -> MedianRate:
-        from benchmark.respiration import rates
+        from benchmark.evaluation.respiration import rates
 
         if train.targets is None or train.sampling_rate is None:
             raise ValueError("median_rate needs training references and their sampling rate")

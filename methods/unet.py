@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods.base import Split, modality_profiles, register
 from methods.nn.batches import BatchSource, predict_in_batches
 from methods.nn.device import autocast, seed_and_threads
 from methods.nn.network_method import NetworkMethod
 from methods.nn.networks import check_divisible
 from methods.nn.steps import GradientStep
-from methods.base import Split, modality_profiles, register
 
 LEVELS = 3
 PRIOR_ROWS = 10_000  # training targets whose mean sets the output bias

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from methods.base import Split, modality_profiles, register
 from methods.nn.batches import predict_in_batches
 from methods.nn.device import autocast, seed_and_threads
 from methods.nn.network_method import NetworkMethod
@@ -29,7 +30,6 @@ from methods.nn.networks import (
     to_image,
 )
 from methods.nn.steps import GradientStep
-from methods.base import Split, modality_profiles, register
 
 MASK_EPSILON = 1e-6
 LOGVAR_RANGE = (-12.0, 8.0)

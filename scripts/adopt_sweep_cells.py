@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmark.planning import plan_cells  # noqa: E402
-from benchmark.store import ResultStore, atomic_write_json  # noqa: E402
+from benchmark.core.store import ResultStore, atomic_write_json  # noqa: E402
+from benchmark.run.planning import plan_cells  # noqa: E402
 
 
 def adopt(run_dirs: list[Path], suite: str, profile: str, method: str, results: Path) -> list[str]:

@@ -10,4 +10,4 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-exec "$PYTHON" -m benchmark.gpu_oneshot --out "${OUT:-results/gpu_run}" "$@"
+exec "$PYTHON" -m benchmark.tools.gpu_oneshot --out "${OUT:-results/gpu_run}" "$@"

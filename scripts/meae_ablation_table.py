@@ -1,9 +1,9 @@
 """The MEAE ablation table: per variant and seed, does MEAE separate each source?
 
-Reads a finished sweep (``python -m benchmark.sweep scripts/sweeps/meae_authors_ablation.json
+Reads a finished sweep (``python -m benchmark.tools.sweep scripts/sweeps/meae_authors_ablation.json
 --out OUT --seed-major``) and the committed trivial cells of the triangles quick leaderboard;
 for each variant it gathers the variant's cells of every seed beside the trivial cells in one
-store and judges them with the leaderboard's own verdicts (:mod:`benchmark.verdicts`): a seed
+store and judges them with the leaderboard's own verdicts (:mod:`benchmark.evaluation.verdicts`): a seed
 separates a source when it beats the best trivial baseline (chosen on validation) by a one-sided
 Wilcoxon test, Holm-corrected over the variant's tests. The verdict metric is SI-SDRi (as in the
 leaderboard); MSE is judged the same way as a second opinion::
@@ -26,11 +26,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmark.reporting import scored_board  # noqa: E402
-from benchmark.store import ResultStore  # noqa: E402
+from benchmark.core.store import ResultStore  # noqa: E402
+from benchmark.evaluation.verdicts import verdicts  # noqa: E402
+from benchmark.report.reporting import scored_board  # noqa: E402
 from benchmark.suites import SuiteOptions, get_suite  # noqa: E402
-from benchmark.sweep import load_sweep  # noqa: E402
-from benchmark.verdicts import verdicts  # noqa: E402
+from benchmark.tools.sweep import load_sweep  # noqa: E402
 
 SUITE, PROFILE = "triangles", "quick"
 TRIVIAL = ("mixture", "zeros", "half_mixture")
@@ -100,14 +100,14 @@ def markdown(table: pd.DataFrame, command: str) -> str:
     for variant, rows in table.groupby("variant", sort=False):
         seeds = sorted(rows["seed"].unique())
 
-        def separating(metric: str, source: str | None = None) -> list[int]:
+        def separating(metric: str, source: str | None = None, rows: pd.DataFrame = rows) -> list[int]:
             picked = rows[rows["metric"] == metric]
             per_seed = picked.groupby("seed")["separates"].agg(list) if source is None else \
                 picked[picked["target"] == source].groupby("seed")["separates"].agg(list)
             need = 1 if source else len(SOURCES)
             return [s for s, flags in per_seed.items() if sum(flags) == need and len(flags) == need]
 
-        def means(metric: str) -> str:
+        def means(metric: str, rows: pd.DataFrame = rows) -> str:
             picked = rows[rows["metric"] == metric]
             return " / ".join(f"{picked[picked['target'] == s]['value'].mean():.{2 if metric == 'si_sdri' else 4}f}"
                               for s in SOURCES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.runner import run_suite
+from benchmark.run.runner import run_suite
 from methods.meae import TRIANGLES_TINY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from benchmark import metrics
-from benchmark.assignment import Assignment, assign_by_mse, pairwise_mse
-from benchmark.metrics import SSIM_SETTINGS
+from benchmark.evaluation import metrics
+from benchmark.evaluation.assignment import Assignment, assign_by_mse, pairwise_mse
+from benchmark.evaluation.metrics import SSIM_SETTINGS
 
 NAMES = ("triangle", "circle")
 

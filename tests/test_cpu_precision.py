@@ -8,8 +8,8 @@ import torch
 
 import methods
 import methods.nn.device as device_module
-from benchmark.planning import CellSpec
-from benchmark.provenance import precision
+from benchmark.core.provenance import precision
+from benchmark.run.planning import CellSpec
 from methods.base import RunContext, Split
 
 

@@ -19,9 +19,10 @@ distributed = pytest.importorskip("distributed")
 import dask  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from benchmark import cli, executors, runner  # noqa: E402
-from benchmark.errors import BenchmarkError  # noqa: E402
-from benchmark.runner import run_suite  # noqa: E402
+from benchmark import cli  # noqa: E402
+from benchmark.core.errors import BenchmarkError  # noqa: E402
+from benchmark.run import executors, runner  # noqa: E402
+from benchmark.run.runner import run_suite  # noqa: E402
 from methods.base import _REGISTRY  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import methods
-from methods.decomposition_tools.embedding import diagonal_average, hankel
 from methods.base import Split
+from methods.decomposition_tools.embedding import diagonal_average, hankel
 
 REGISTRY = methods.discover()
 FAMILIES = ("fastica", "nmf", "sparsepca", "kernelpca")

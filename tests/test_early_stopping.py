@@ -7,12 +7,12 @@ import pytest
 import torch
 
 import methods
+from methods.base import RunContext, Split
+from methods.convergence import convergence
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import CHECKPOINT_FILE, write_training_checkpoint
 from methods.nn.loop import run_epochs, train_epochs
 from methods.nn.steps import GradientStep
-from methods.base import RunContext, Split
-from methods.convergence import convergence
 
 N_SAMPLES, BATCH = 32, 8
 NETWORK_METHODS = ("adversarial_ica", "meae", "supervised_ae", "unet", "vae_bss", "vae_bss_mask")

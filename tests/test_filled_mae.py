@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.metrics import filled_rate_error
-from benchmark.runner import run_suite
-from benchmark.scoring import item_key
+from benchmark.evaluation.metrics import filled_rate_error
+from benchmark.evaluation.scoring import item_key
+from benchmark.run.runner import run_suite
 
 
 def test_filled_rate_error_by_hand():
@@ -21,7 +21,7 @@ def test_filled_rate_error_by_hand():
 
 
 def test_mesa_rows_get_the_filled_mae_and_verdicts_use_it(tmp_path):
-    from benchmark.store import ResultStore
+    from benchmark.core.store import ResultStore
     from benchmark.suites import SuiteOptions, get_suite
     from benchmark.suites.mesa import _load_rates
 
@@ -57,7 +57,7 @@ def test_mesa_rows_get_the_filled_mae_and_verdicts_use_it(tmp_path):
 
 
 def test_gate_threshold_is_the_one_with_the_lowest_filled_mae_on_validation():
-    from benchmark.source_choice import choose_gate_threshold
+    from benchmark.evaluation.source_choice import choose_gate_threshold
 
     # eight validation segments, reference 15; the two with weak band shares have wild rates
     shares = np.array([0.9, 0.8, 0.85, 0.7, 0.75, 0.95, 0.1, 0.2])

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.environment import git_state
-from benchmark.speed import _conv_backward_flops, measure
+from benchmark.core.environment import git_state
+from benchmark.tools.speed import _conv_backward_flops, measure
 from datasets.triangles import TrianglesConfig, generate
 from methods.nn.device import cpu_has_amx_bf16
 
@@ -112,7 +112,7 @@ def test_git_state_prefers_a_declared_commit(monkeypatch):
 
 
 def test_a_training_step_left_too_little_time_is_skipped_not_run_for_seconds():
-    from benchmark.gpu_oneshot import training_limit
+    from benchmark.tools.gpu_oneshot import training_limit
 
     assert training_limit(80, 200) == 80
     assert training_limit(80, 30) == 30

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.errors import BenchmarkError
-from benchmark.metrics import get_metric
-from benchmark.runner import run_suite
+from benchmark.core.errors import BenchmarkError
+from benchmark.evaluation.metrics import get_metric
+from benchmark.run.runner import run_suite
 from benchmark.suites import SuiteOptions, get_suite
 from datasets.images import (
     IMAGE_SIZE,

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from methods.base import Split
+from methods.meae import MEAE
 from methods.nn.losses import (
     encoding_loss,
     mixing_loss,
@@ -17,8 +19,6 @@ from methods.nn.losses import (
     zero_reconstruction_loss,
 )
 from methods.nn.networks import MultiEncoder, MultiEncoderAutoencoder, NetworkConfig
-from methods.base import Split
-from methods.meae import MEAE
 from methods.supervised_ae import SupervisedAE
 
 SOURCES = ("a", "b")

@@ -1,5 +1,5 @@
-"""Tests for the helpers of the peak-memory benchmark (benchmark/memory.py, with its sampling in
-benchmark/process_memory.py); the benchmark itself is not run here."""
+"""Tests for the helpers of the peak-memory benchmark (benchmark/tools/memory.py, with its sampling in
+benchmark/tools/process_memory.py); the benchmark itself is not run here."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import memory, process_memory
+from benchmark.tools import memory, process_memory
 
 HAS_PROC = Path(f"/proc/{os.getpid()}/status").exists()
 

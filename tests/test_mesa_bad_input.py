@@ -17,7 +17,7 @@ import pytest
 from test_mesa_reader import write_edf  # the same EDF helper as the reader tests
 
 from benchmark.cli import main
-from benchmark.runner import run_suite
+from benchmark.run.runner import run_suite
 
 SECONDS = 130  # two 61.44 s segments
 

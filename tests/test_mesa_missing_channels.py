@@ -16,7 +16,7 @@ import pyedflib
 import pytest
 
 from benchmark.cli import main
-from benchmark.runner import run_suite
+from benchmark.run.runner import run_suite
 from datasets.synthetic_psg.config import CohortConfig
 from datasets.synthetic_psg.edf import write_cohort
 

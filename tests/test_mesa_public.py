@@ -15,7 +15,7 @@ import pytest
 
 import datasets.public_recordings as public_recordings
 from benchmark.cli import main
-from benchmark.runner import run_suite
+from benchmark.run.runner import run_suite
 from datasets.public_recordings import (
     PUBLIC_SOURCES,
     PublicDataError,

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import methods
-from benchmark.planning import _jsonable
+from benchmark.run.fitting import Fitter
+from benchmark.run.planning import _jsonable
 from benchmark.suites import SuiteOptions, get_suite, suites
 from methods.base import Method, RunContext
 
@@ -104,7 +105,7 @@ def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
         method.fit = fit
         return method
 
-    outcome = suite.run_cell(factory, prepared(suite_name), None)
+    outcome = suite.run_cell(Fitter(factory), prepared(suite_name))
 
     assert fitted, "run_cell never fitted a method"
     for _, train in fitted:

@@ -12,9 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard as lb
-from benchmark.metrics import mse
-from benchmark.source_choice import band_power_share, choose_by_reference, choose_by_spectrum
+from benchmark.evaluation.metrics import mse
+from benchmark.evaluation.source_choice import (
+    band_power_share,
+    choose_by_reference,
+    choose_by_spectrum,
+)
+from benchmark.report import leaderboard as lb
+from benchmark.run.fitting import Fitter
 from benchmark.suites import SuiteOptions
 from benchmark.suites.triangles import TrianglesSuite
 from methods.base import Method, Split
@@ -61,7 +66,7 @@ def test_triangles_mapping_is_solved_on_validation_and_applied_to_test(tiny_tria
     suite, handle, splits = tiny_triangles
     lookup = {m.tobytes(): t for name in ("valid", "test") for m, t in zip(splits[name].mixtures, splits[name].targets, strict=True)}
     straight = frozenset(m.tobytes() for m in splits["valid"].mixtures)
-    outcome = suite.run_cell(lambda: _OracleWithSwaps(lookup, straight), handle, None)
+    outcome = suite.run_cell(Fitter(lambda: _OracleWithSwaps(lookup, straight)), handle)
 
     assert list(outcome.details["assignment"]["mapping"]) == [0, 1]  # found on validation
     scores = {(s["target"], s["metric"]): s["value"] for s in outcome.scores if not s.get("variant")}
@@ -82,7 +87,7 @@ def test_triangles_mapping_is_solved_on_validation_and_applied_to_test(tiny_tria
 def test_triangles_mapping_is_applied_in_the_right_direction(tiny_triangles):
     suite, handle, splits = tiny_triangles
     lookup = {m.tobytes(): t for name in ("valid", "test") for m, t in zip(splits[name].mixtures, splits[name].targets, strict=True)}
-    outcome = suite.run_cell(lambda: _OracleWithSwaps(lookup, frozenset()), handle, None)  # swapped everywhere
+    outcome = suite.run_cell(Fitter(lambda: _OracleWithSwaps(lookup, frozenset())), handle)  # swapped everywhere
     scores = {(s["target"], s["metric"]): s["value"] for s in outcome.scores if not s.get("variant")}
     assert scores[("triangle", "mse")] == pytest.approx(0.0, abs=1e-10)
     assert scores[("circle", "mse")] == pytest.approx(0.0, abs=1e-10)

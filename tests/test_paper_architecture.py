@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods.meae import MEAE, MESA_PAPER, TRIANGLES_PAPER
+from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods.supervised_ae import SupervisedAE
 
 

@@ -7,16 +7,16 @@ import pytest
 
 import methods
 from benchmark import cli
-from benchmark.errors import BenchmarkError
-from benchmark.parameter_checks import (
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.profiles import PROFILES
+from benchmark.run.parameter_checks import (
     GENERIC_CONSTRAINTS,
     check_value,
     constraints_for,
     param_problems,
     parse_constraint,
 )
-from benchmark.planning import check_planned_params, parse_overrides, plan_cells
-from benchmark.profiles import PROFILES
+from benchmark.run.planning import check_planned_params, parse_overrides, plan_cells
 from benchmark.suites import suites
 from methods.base import Method, Split
 

@@ -7,10 +7,10 @@ import logging
 
 import pandas as pd
 
-from benchmark.environment import package_versions
-from benchmark.provenance import NOT_RECORDED, stale_reasons
-from benchmark.planning import plan_cells
-from benchmark.runner import run_suite
+from benchmark.core.environment import package_versions
+from benchmark.core.provenance import NOT_RECORDED, stale_reasons
+from benchmark.run.planning import plan_cells
+from benchmark.run.runner import run_suite
 from methods.meae import MEAE
 
 

@@ -1,4 +1,4 @@
-"""Tests for the respiratory-rate evaluation (benchmark/respiration.py)."""
+"""Tests for the respiratory-rate evaluation (benchmark/evaluation/respiration.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from benchmark.respiration import coverage, rate_mae, rates, respiratory_rate
+from benchmark.evaluation.respiration import coverage, rate_mae, rates, respiratory_rate
 
 FS = 200.0
 LENGTH = 12288

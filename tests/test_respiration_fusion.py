@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.respiration import respiratory_rate
+from benchmark.evaluation.respiration import respiratory_rate
 from methods.base import Split
 from methods.respiration_fusion import (
     KARLEN_MAX_SD_BPM,

@@ -8,7 +8,7 @@ from joblib import parallel_config
 from scipy.signal import resample_poly
 
 import methods
-from benchmark.respiration import respiratory_rate
+from benchmark.evaluation.respiration import respiratory_rate
 from datasets.synthetic_psg.config import CohortConfig
 from datasets.synthetic_psg.subject import simulate_subject
 from methods.base import Split

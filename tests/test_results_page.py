@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import results_page
+from benchmark.report import results_page
 from benchmark.suites import suites
 
 ROOT = Path(__file__).resolve().parent.parent

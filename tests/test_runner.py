@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import cli, runner
-from benchmark.leaderboard import LEADERBOARD_COLUMNS
-from benchmark.metrics import mse, ssim
-from benchmark.errors import BenchmarkError
-from benchmark.planning import parse_overrides, plan_cells
-from benchmark.runner import run_suite
-from benchmark.suites import SuiteOptions, fit_or_load
+from benchmark import cli
+from benchmark.core.errors import BenchmarkError
+from benchmark.evaluation.metrics import mse, ssim
+from benchmark.report.leaderboard import LEADERBOARD_COLUMNS
+from benchmark.run import runner
+from benchmark.run.fitting import Fitter
+from benchmark.run.planning import parse_overrides, plan_cells
+from benchmark.run.runner import run_suite
+from benchmark.suites import SuiteOptions
 from benchmark.suites.triangles import SOURCES, TrianglesSuite
 from methods.base import Method, Split
 from methods.meae import MEAE
@@ -340,7 +342,7 @@ def test_interrupted_run_resumes_failed_cell_from_checkpoint(tmp_path, cache_dir
         assert got["value"] == pytest.approx(want["value"], rel=1e-6)
 
 
-# ---------------------------------------------------------------------------- fit_or_load
+# ---------------------------------------------------------------------------- Fitter
 
 
 def _tiny_split() -> Split:
@@ -373,34 +375,34 @@ class _Checkpointed(Method):
         self.level_ = float((directory / "level.txt").read_text())
 
 
-def test_fit_or_load_saves_reloads_and_blinds(tmp_path):
+def test_fitter_saves_reloads_and_blinds(tmp_path):
     _Checkpointed.seen = []
     split = _tiny_split()
     model_dir = tmp_path / "model"
-    method, seconds, reloaded = fit_or_load(lambda: _Checkpointed(scale=2.0), split, split, model_dir)
+    method, seconds, reloaded = Fitter(lambda: _Checkpointed(scale=2.0), model_dir).fit(split, split)
     assert reloaded is False and seconds >= 0
     assert _Checkpointed.seen == [(None, None)]  # unsupervised: targets removed
     assert (model_dir / "config.json").exists() and not (tmp_path / "model.tmp").exists()
     expected = method.separate(split.mixtures)
 
-    again, seconds, reloaded = fit_or_load(lambda: _Checkpointed(scale=2.0), split, split, model_dir)
+    again, seconds, reloaded = Fitter(lambda: _Checkpointed(scale=2.0), model_dir).fit(split, split)
     assert reloaded is True and seconds == 0.0 and len(_Checkpointed.seen) == 1
     assert again.scale == 2.0
     np.testing.assert_array_equal(again.separate(split.mixtures), expected)
 
     # a damaged checkpoint is refitted, not fatal, and replaced
     (model_dir / "level.txt").write_text("garbage")
-    _, _, reloaded = fit_or_load(lambda: _Checkpointed(scale=2.0), split, split, model_dir)
+    _, _, reloaded = Fitter(lambda: _Checkpointed(scale=2.0), model_dir).fit(split, split)
     assert reloaded is False and len(_Checkpointed.seen) == 2
     assert float((model_dir / "level.txt").read_text()) == pytest.approx(float(np.mean(split.mixtures)))
 
 
-def test_fit_or_load_without_model_dir_or_checkpoint_support(tmp_path):
+def test_fitter_without_model_dir_or_checkpoint_support(tmp_path):
     split = _tiny_split()
-    method, _, reloaded = fit_or_load(MixtureAsEstimate, split, split, None)
+    method, _, reloaded = Fitter(MixtureAsEstimate, None).fit(split, split)
     assert reloaded is False and method.separate(split.mixtures).shape == (4, 2, 8, 8)
     if not MixtureAsEstimate.can_checkpoint():
-        fit_or_load(MixtureAsEstimate, split, split, tmp_path / "mixture")
+        Fitter(MixtureAsEstimate, tmp_path / "mixture").fit(split, split)
         assert not (tmp_path / "mixture").exists()
 
 

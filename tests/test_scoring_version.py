@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.metrics import mse, ssim
-from benchmark.respiration import respiratory_rate
+from benchmark.evaluation.metrics import mse, ssim
+from benchmark.evaluation.respiration import respiratory_rate
 from benchmark.suites.mesa import MesaSuite
 from benchmark.suites.triangles import TrianglesSuite
 
@@ -71,7 +71,7 @@ def test_mesa_mae_per_recording_matches_its_version():
     values = mae_per_recording(estimate, reference, recordings)
     assert values.tolist() == pytest.approx(golden["mae_per_recording"], rel=1e-9)
     # Reports derive it from a cell's stored per-segment differences: the same numbers.
-    from benchmark.scoring import derive_per_group, item_key
+    from benchmark.evaluation.scoring import derive_per_group, item_key
 
     record = {"cell_id": "c", "scores": [{"input": "ECG", "target": "thoracic", "metric": "mae_bpm_recording",
                                           "value": 99.0, "n": 4}]}
@@ -88,7 +88,7 @@ def test_mesa_mae_per_recording_matches_its_version():
 
 
 def test_si_sdr_with_its_floor_matches_the_image_and_sine_suites_version():
-    from benchmark.metrics import si_sdr
+    from benchmark.evaluation.metrics import si_sdr
     from benchmark.suites.images import ImagesSuite
     from benchmark.suites.sines import SinesSuite
 
@@ -101,7 +101,7 @@ def test_si_sdr_with_its_floor_matches_the_image_and_sine_suites_version():
 
 
 def test_mesa_agreement_statistics_match_their_version_and_their_definitions():
-    from benchmark.metrics import get_metric
+    from benchmark.evaluation.metrics import get_metric
 
     golden = GOLDEN[("mesa", MesaSuite.scoring_version)]["agreement"]
     rng = np.random.default_rng(7)

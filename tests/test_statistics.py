@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from scipy.stats import wilcoxon
 
-from benchmark.comparisons import add_intervals, paired_comparisons
-from benchmark.metrics import get_metric, si_sdr
-from benchmark.statistics import (
+from benchmark.evaluation.comparisons import add_intervals, paired_comparisons
+from benchmark.evaluation.metrics import get_metric, si_sdr
+from benchmark.evaluation.statistics import (
     bootstrap_interval,
     group_means,
     paired_comparison,
@@ -149,7 +149,7 @@ def test_intervals_only_for_rows_whose_every_seed_has_items():
 # -------------------------------------------------------------------------- verify
 def test_verify_recomputes_and_catches_a_tampered_value(tmp_path):
     from benchmark.cli import main
-    from benchmark.runner import run_suite
+    from benchmark.run.runner import run_suite
 
     results, cache = tmp_path / "results", tmp_path / "cache"
     run_suite("sines", profile="tiny", method_names=["pca", "mixture"], seeds=[0], results_dir=results,

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 import benchmark.suites as suite_package
-from benchmark.metrics import get_metric, metrics
-from benchmark.profiles import PROFILES
-from benchmark.runner import run_suite
+from benchmark.core.profiles import PROFILES
+from benchmark.evaluation.metrics import get_metric, metrics
+from benchmark.run.runner import run_suite
 from benchmark.suites import suites
 
 SUITES = suites()
@@ -33,7 +33,7 @@ def test_suite_declarations(name):
     suite = SUITES[name]
     assert suite.name == name and suite.description.strip()
     assert "tiny" in suite.profiles, "every suite needs a tiny profile (contract tests, smoke runs)"
-    assert set(suite.profiles) <= set(PROFILES), f"profile names live in benchmark/profiles.py: {set(suite.profiles) - set(PROFILES)}"
+    assert set(suite.profiles) <= set(PROFILES), f"profile names live in benchmark/core/profiles.py: {set(suite.profiles) - set(PROFILES)}"
     assert suite.modality in ("1d", "2d")
     assert suite.inputs and all(isinstance(i, str) for i in suite.inputs)
     assert suite.metrics and set(suite.metrics) <= set(metrics()), "declared metrics must be registered"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from benchmark.sweep import interleave, load_sweep
+from benchmark.tools.sweep import interleave, load_sweep
 
 
 def test_per_seed_runs_are_split_and_interleaved_seed_major(tmp_path):

@@ -13,7 +13,7 @@ import pyedflib
 import pytest
 from scipy.signal import resample_poly
 
-from benchmark.respiration import respiratory_rate
+from benchmark.evaluation.respiration import respiratory_rate
 from datasets.synthetic_psg.__main__ import main
 from datasets.synthetic_psg.config import CHANNEL_RATES, DIFFICULTIES, TRUTH_RATE, CohortConfig
 from datasets.synthetic_psg.edf import edf_path, truth_path, write_cohort

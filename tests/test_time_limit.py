@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from benchmark import cli
-from benchmark.planning import CellSpec
-from benchmark.runner import run_suite
-from methods import _time_budget
+from benchmark.run.planning import CellSpec
+from benchmark.run.runner import run_suite
+from methods.nn import time_budget
 from methods.nn.batches import BatchSource
 from methods.nn.loop import train_epochs
 
@@ -25,7 +25,7 @@ N_SAMPLES, BATCH = 32, 8  # four steps per epoch
 def fake_clock(monkeypatch):
     """Every read of the time-limit clock advances it by one second."""
     ticks = itertools.count(1)
-    monkeypatch.setattr(_time_budget, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(time_budget, "_clock", lambda: float(next(ticks)))
 
 
 def _train(epochs: int, time_limit: float | None, checkpoint_dir=None):

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 import methods
-from benchmark.comparisons import add_intervals
-from benchmark.runner import run_suite
-from benchmark.statistics import MIN_GROUPS, holm, two_level_interval
-from benchmark.verdicts import best_trivial, row_kind, verdicts
+from benchmark.evaluation.comparisons import add_intervals
+from benchmark.evaluation.statistics import MIN_GROUPS, holm, two_level_interval
+from benchmark.evaluation.verdicts import best_trivial, row_kind, verdicts
+from benchmark.run.runner import run_suite
 from methods.base import _REGISTRY, register
 from methods.trivial import ScaledMixture
 
@@ -168,7 +168,7 @@ def test_the_mixture_times_a_small_constant_never_separates(tmp_path, suite, sca
 
 
 def test_trivial_rows_come_first_and_a_supervised_row_that_separates_is_called_so():
-    from benchmark.leaderboard import ColumnSpec, markdown_table
+    from benchmark.report.leaderboard import ColumnSpec, markdown_table
 
     board, kinds, items, valid = _verdict_case([2.0, 2.0, 2.0])
     board["kind"] = kinds
@@ -178,7 +178,7 @@ def test_trivial_rows_come_first_and_a_supervised_row_that_separates_is_called_s
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[1] for r in rows] == ["trivial", "trivial", "method"]
     assert rows[-1].endswith("| x 3/3 |")
-    from benchmark.verdicts import verdicts_markdown
+    from benchmark.evaluation.verdicts import verdicts_markdown
 
     words = verdicts_markdown(found, lambda label: False, ("si_sdri",))
     assert "`m` (supervised) separates x on 3/3 seeds." in words
@@ -186,7 +186,7 @@ def test_trivial_rows_come_first_and_a_supervised_row_that_separates_is_called_s
 
 
 def test_psnr_uses_the_unit_data_range():
-    from benchmark.metrics import get_metric
+    from benchmark.evaluation.metrics import get_metric
 
     target = np.zeros((2, 8, 8))
     estimate = target + 0.1  # MSE 0.01 -> 20 dB for data range 1 (68 dB for 255)
@@ -197,7 +197,7 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
     """MESA pairs and resamples recordings, not segments: the groups reach the statistics."""
     import json
 
-    from benchmark.store import ResultStore
+    from benchmark.core.store import ResultStore
     from benchmark.suites import SuiteOptions, get_suite
 
     results, cache = tmp_path / "r", tmp_path / "c"
@@ -223,7 +223,7 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
 
 
 def test_paper_rows_of_a_method_get_no_verdict():
-    from benchmark.verdicts import separates_column
+    from benchmark.evaluation.verdicts import separates_column
 
     board, kinds, items, valid = _verdict_case([2.0])
     paper = board.iloc[[2]].assign(source="paper")

@@ -17,14 +17,12 @@ from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
     DataHandle,
-    MethodFactory,
     Suite,
     SuiteOptions,
-    fit_or_load,
 )
 
 __all__ = [
-    "BenchmarkError", "CellOutcome", "DataHandle", "MethodFactory", "Suite", "SuiteOptions", "fit_or_load",
+    "BenchmarkError", "CellOutcome", "DataHandle", "Suite", "SuiteOptions",
     "discover", "suites", "get_suite", "unavailable", "register_suite",
 ]
 

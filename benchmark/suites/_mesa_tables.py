@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.leaderboard import ColumnSpec, markdown_table
-from benchmark.metrics import get_metric
+from benchmark.evaluation.metrics import get_metric
+from benchmark.report.leaderboard import ColumnSpec, markdown_table
 
 __all__ = ["mesa_markdown"]
 

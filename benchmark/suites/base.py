@@ -8,28 +8,31 @@ hands a small picklable :class:`DataHandle` to the workers, which call
 
 from __future__ import annotations
 
-import shutil
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.assignment import assign_by_mse
-from benchmark.errors import BenchmarkError
-from benchmark.leaderboard import ColumnSpec, markdown_table
-from benchmark.metrics import get_metric
-from benchmark.profiles import PROFILES
-from benchmark.scoring import DERIVED_METRICS, ORACLE_VARIANT, score_oracle, score_sources, si_sdri_rows
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.profiles import PROFILES
+from benchmark.evaluation.assignment import assign_by_mse
+from benchmark.evaluation.metrics import get_metric
+from benchmark.evaluation.scoring import (
+    DERIVED_METRICS,
+    ORACLE_VARIANT,
+    score_oracle,
+    score_sources,
+    si_sdri_rows,
+)
+from benchmark.report.leaderboard import ColumnSpec, markdown_table
+from benchmark.run.fitting import Fitter
 from methods.base import Method, Split
 
-__all__ = [
-    "BenchmarkError", "CellOutcome", "DataHandle", "MethodFactory", "Suite", "SuiteOptions", "fit_or_load",
-]
+__all__ = ["BenchmarkError", "CellOutcome", "DataHandle", "Suite", "SuiteOptions"]
 
 
 @dataclass(frozen=True)
@@ -97,50 +100,6 @@ class CellOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-MethodFactory = Callable[[], Method]
-
-
-def fit_or_load(factory: MethodFactory, train: Split, valid: Split | None, model_dir: Path | None) -> tuple[Method, float, bool]:
-    """Fit a fresh method, or reload it if an earlier interrupted run saved it.
-
-    While fitting, ``model_dir/training`` is the method's ``context.work_dir``:
-    neural methods write their per-epoch training checkpoint there, so a fit
-    interrupted mid-way resumes from its last finished epoch. It is removed
-    once the fitted model is saved.
-
-    Unsupervised methods get the splits with their targets removed here, so no
-    evaluation protocol can leak the sources to them by mistake.
-
-    Returns
-    -------
-    method, fit_seconds, reloaded
-    """
-    method = factory()
-    if not method.can_checkpoint():
-        model_dir = None
-    if model_dir is not None and (model_dir / "config.json").exists():
-        try:
-            loaded = type(method).load(model_dir, context=method.context)
-            return loaded, 0.0, True
-        except Exception:  # noqa: BLE001 - a damaged checkpoint is simply refitted
-            pass
-    if model_dir is not None:
-        method.with_context(replace(method.context, work_dir=model_dir / "training"))
-    if not method.supervised:
-        train = train.blind()
-        valid = valid.blind() if valid is not None else None
-    start = time.perf_counter()
-    method.fit(train, valid)
-    seconds = time.perf_counter() - start
-    if model_dir is not None:
-        tmp = model_dir.with_name(model_dir.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        method.save(tmp)
-        shutil.rmtree(model_dir, ignore_errors=True)
-        tmp.rename(model_dir)
-    return method, seconds, False
-
-
 class Suite(ABC):
     """A benchmark suite: a dataset, an evaluation protocol and a leaderboard layout.
 
@@ -162,7 +121,7 @@ class Suite(ABC):
     provides_targets : bool
         Whether training data has the true sources, so supervised methods can run.
     metrics : tuple of str
-        Registered metrics (:mod:`benchmark.metrics`) the suite scores; each gets markdown columns.
+        Registered metrics (:mod:`benchmark.evaluation.metrics`) the suite scores; each gets markdown columns.
     column_targets : tuple of str
         Order of the targets in the markdown columns (others follow in order of appearance).
     headline_metrics : tuple of str
@@ -177,15 +136,15 @@ class Suite(ABC):
     n_examples : int
         Test items whose estimates are kept for figures.
     profiles : dict
-        Data settings for each profile name of :data:`benchmark.profiles.PROFILES`.
+        Data settings for each profile name of :data:`benchmark.core.profiles.PROFILES`.
     dependencies : tuple of str
-        Packages whose versions can change the suite's data or scores (:mod:`benchmark.provenance`).
+        Packages whose versions can change the suite's data or scores (:mod:`benchmark.core.provenance`).
     target_kind : str
         What is scored: ``"waveform"`` (the sources themselves) or ``"rate"`` (a rate read off
         the chosen output); methods declare which they serve (``Method.target_kinds``).
     verdict_metrics : tuple of str
         Metrics a row's *separates* verdict is decided on, in order of preference: the first
-        that both the row and the best trivial baseline have (see :mod:`benchmark.verdicts`).
+        that both the row and the best trivial baseline have (see :mod:`benchmark.evaluation.verdicts`).
     scoring_version : int
         Version of the suite's data and scoring code: bump it when they change results (part of
         every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it).
@@ -251,20 +210,20 @@ class Suite(ABC):
         """
         raise NotImplementedError(f"suite {self.name} has neither load_splits nor its own run_cell")
 
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
-        """Fit one method (fresh instance from ``factory``) and score it: the default protocol.
+    def run_cell(self, fitter: Fitter, handle: DataHandle) -> CellOutcome:
+        """Fit one method (with the runner's ``fitter``) and score it: the default protocol.
 
         Fit on ``train`` (targets removed for blind methods); solve the candidate-to-source
         assignment once on ``valid`` (Hungarian on MSE); apply it to the ``test`` candidates
         and compute every metric of :attr:`metrics` per source with that one mapping
-        (:func:`benchmark.scoring.score_sources`). Candidates are clipped to
+        (:func:`benchmark.evaluation.scoring.score_sources`). Candidates are clipped to
         :attr:`estimate_range` first when it is set. Methods with several outputs also get
         rows under the per-item best permutation, labelled ``PIT oracle`` (an upper bound).
         """
-        return self.evaluate_splits(factory, self.load_splits(handle), model_dir)
+        return self.evaluate_splits(fitter, self.load_splits(handle))
 
     def evaluate_splits(
-        self, factory: MethodFactory, splits: dict[str, Split], model_dir: Path | None, input_name: str = "mixture",
+        self, fitter: Fitter, splits: dict[str, Split], input_name: str = "mixture",
         metric_names: tuple[str, ...] | None = None,
     ) -> CellOutcome:
         """The default protocol on given ``train``/``valid``/``test`` splits (see :meth:`run_cell`).
@@ -277,7 +236,7 @@ class Suite(ABC):
         if metric_names is None:
             metric_names = tuple(m for m in self.metrics if m not in DERIVED_METRICS)
         train, valid, test = splits["train"], splits["valid"], splits["test"]
-        method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir)
+        method, fit_seconds, reloaded = fitter.fit(train, valid)
 
         start = time.perf_counter()
         valid_candidates = self._bounded(method.separate(valid.mixtures))
@@ -310,10 +269,7 @@ class Suite(ABC):
             "assignment": assignment.to_dict(),
             "n_test": len(test), "n_train": len(train), "n_valid": len(valid),
             "reloaded_model": reloaded,
-            "fit_history": getattr(method, "history_", None),
-            "training_events": getattr(method, "training_events_", None),
-            "training_budget": getattr(method, "training_budget_", None),
-            "n_parameters": getattr(method, "n_parameters_", None),
+            **method.fit_info().record_fields(),
         }
         if valid_scores is not None:
             details["valid_scores"] = valid_scores

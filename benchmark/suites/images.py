@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.keys import digest
-from benchmark.metrics import SSIM_SETTINGS, get_metric
-from benchmark.scoring import item_key, score_row
+from benchmark.core.keys import digest
+from benchmark.evaluation.metrics import SSIM_SETTINGS, get_metric
+from benchmark.evaluation.scoring import item_key, score_row
+from benchmark.run.fitting import Fitter
 from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
     DataHandle,
-    MethodFactory,
     Suite,
     SuiteOptions,
 )
@@ -136,7 +136,7 @@ class ImagesSuite(Suite):
         return splits
 
     # -------------------------------------------------------------- protocol
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None) -> CellOutcome:
+    def run_cell(self, fitter: Fitter, handle: DataHandle) -> CellOutcome:
         """The default protocol per task, merged: scores concatenated, arrays prefixed with the task
         (per-item arrays already name it), details under ``details["inputs"][task]``, timings
         summed and per task (``fit_digits``, ...)."""
@@ -144,7 +144,7 @@ class ImagesSuite(Suite):
         data = self._load(handle.paths.get("data_dir") or None, handle.info)
         for task in handle.info["tasks"]:
             splits = self.task_splits(handle, task, data=data)
-            part = self.evaluate_splits(factory, splits, model_dir / task if model_dir else None, input_name=task)
+            part = self.evaluate_splits(fitter.part(task), splits, input_name=task)
             outcome.scores += part.scores
             for key, array in part.arrays.items():
                 outcome.arrays[key if key.startswith("items__") else f"{task}__{key}"] = array
@@ -157,11 +157,11 @@ class ImagesSuite(Suite):
         return outcome
 
     def evaluate_splits(
-        self, factory: MethodFactory, splits: dict[str, Split], model_dir: Path | None, input_name: str = "mixture",
+        self, fitter: Fitter, splits: dict[str, Split], input_name: str = "mixture",
         metric_names: tuple[str, ...] | None = None,
     ) -> CellOutcome:
         """The default protocol with the per-source metrics, plus :meth:`derived_rows`."""
-        outcome = super().evaluate_splits(factory, splits, model_dir, input_name, metric_names or SCORED_METRICS)
+        outcome = super().evaluate_splits(fitter, splits, input_name, metric_names or SCORED_METRICS)
         rows, items = self.derived_rows(outcome, splits["test"], input_name)
         outcome.scores += rows
         outcome.arrays.update(items)
@@ -171,7 +171,7 @@ class ImagesSuite(Suite):
     def derived_rows(outcome: CellOutcome, test: Split, input_name: str) -> tuple[list[dict], dict[str, np.ndarray]]:
         """The MSE over both sources (target ``both``, the mean of the two sources' MSE per item).
 
-        SI-SDRi comes from the default protocol (:func:`benchmark.scoring.si_sdri_rows`).
+        SI-SDRi comes from the default protocol (:func:`benchmark.evaluation.scoring.si_sdri_rows`).
         """
         rows, items = [], {}
         for variant in dict.fromkeys(r.get("variant", "") for r in outcome.scores):
@@ -242,7 +242,7 @@ class ImagesSuite(Suite):
         return text
 
     def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.figures import sample_grid_figure, training_curves_figure
+        from benchmark.report.figures import sample_grid_figure, training_curves_figure
 
         paths, data = [], None
         for task in handle.info["tasks"]:

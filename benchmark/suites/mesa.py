@@ -32,29 +32,28 @@ import numpy as np
 import pandas as pd
 
 import methods
-from benchmark.errors import CellSkipped
-from benchmark.keys import digest
-from benchmark.metrics import filled_rate_error, get_metric, rate_difference
-from benchmark.respiration import rates
-from benchmark.scoring import item_key, score_metrics, score_row
-from benchmark.source_choice import (
+from benchmark.core.errors import CellSkipped
+from benchmark.core.keys import digest
+from benchmark.core.store import atomic_save_npz
+from benchmark.evaluation.metrics import filled_rate_error, get_metric, rate_difference
+from benchmark.evaluation.respiration import rates
+from benchmark.evaluation.scoring import item_key, score_metrics, score_row
+from benchmark.evaluation.source_choice import (
     RESPIRATORY_BAND,
     band_power_share,
     choose_by_reference,
     choose_by_spectrum,
     choose_gate_threshold,
 )
-from benchmark.statistics import group_means
-from benchmark.store import atomic_save_npz
+from benchmark.evaluation.statistics import group_means
+from benchmark.run.fitting import Fitter
 from benchmark.suites._mesa_tables import mesa_markdown
 from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
     DataHandle,
-    MethodFactory,
     Suite,
     SuiteOptions,
-    fit_or_load,
 )
 from datasets.mesa import (
     NoUsableRecordingsError,
@@ -121,7 +120,7 @@ def mae_per_recording(estimate: np.ndarray, reference: np.ndarray, recordings: n
     both have a rate. A recording without such a segment gets NaN.
     """
     # The mean difference over the segments where both have a rate (NaN elsewhere): the same
-    # formula reports use on the stored differences (benchmark.scoring.derive_per_group).
+    # formula reports use on the stored differences (benchmark.evaluation.scoring.derive_per_group).
     return np.abs(group_means(rate_difference(estimate, reference), recordings))
 
 
@@ -150,7 +149,7 @@ class MesaSuite(Suite):
     verdict_metrics = ("mae_bpm_filled",)
     # 2: agreement statistics (bias, limits of agreement, RMSE, within 2, per recording). The MAE
     # per recording is derived at report time from the stored per-segment differences
-    # (benchmark.scoring.derive_per_group), so its fix (both rates over the same segments) reaches
+    # (benchmark.evaluation.scoring.derive_per_group), so its fix (both rates over the same segments) reaches
     # the cells computed before it without a new version.
     scoring_version = 2
 
@@ -231,33 +230,32 @@ class MesaSuite(Suite):
             targets = RowView(data["nasal_pressure"], rows, row_shape=(1, *mixtures.row_shape))
         return Split(mixtures, ("nasal_pressure",), targets, input_name=input_name, sampling_rate=SAMPLING_RATE)
 
-    def run_cell(self, factory: MethodFactory, handle: DataHandle, model_dir: Path | None,
-                 sibling_model_dir: Path | None = None) -> CellOutcome:
+    def run_cell(self, fitter: Fitter, handle: DataHandle) -> CellOutcome:
         cache = SegmentCache(handle.paths["segments"])
         reference = _load_rates(handle.paths["reference_rates"])
         outcome = CellOutcome(details={"inputs": {}, "skipped_inputs": {}, "fill_rate_bpm": {}})
         for input_name in handle.info["signals"]:
-            probe = factory()
+            probe = fitter.probe()
             if probe.quality_gate:
                 outcome.details["fill_rate_bpm"][input_name] = self.fill_rate(handle, input_name)
             reason = probe.check_input(input_name)
             if reason is None:
-                reason = self._run_input(factory, probe, cache, reference, input_name, model_dir, outcome)
-                self._more_rows(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
+                reason = self._run_input(fitter.part(input_name), probe, cache, reference, input_name, outcome)
+                self._more_rows(fitter.part(input_name), probe, handle, cache, reference, input_name, outcome)
             if reason is not None:
                 outcome.details["skipped_inputs"][input_name] = reason
         if not outcome.scores:
             raise CellSkipped("; ".join(f"{k}: {v}" for k, v in outcome.details["skipped_inputs"].items()))
         return outcome
 
-    def _more_rows(self, factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome) -> None:
+    def _more_rows(self, fitter, probe, handle, cache, reference, input_name, outcome) -> None:
         """Rows beyond the method's own training, for suites that add some (none here)."""
 
     def extra_notes(self, data: dict[str, Any]) -> str:
         """Words the leaderboard adds after the protocol (none here)."""
         return ""
 
-    def _fit(self, factory, probe, cache, reference, input_name, model_dir) -> tuple | str:
+    def _fit(self, fitter, probe, cache, reference, input_name) -> tuple | str:
         """Fit on a cache's training recordings: ``(method, selection, fit_seconds, reloaded, n_train)`` or why not.
 
         A method that learns nothing is fitted on no rows when the cache has no training
@@ -277,15 +275,15 @@ class MesaSuite(Suite):
             _Selection(train_data, train_rows[:64], "train", reference, input_name)
         train = self._split(train_data, train_rows, input_name, probe.supervised)
         valid = self._split(valid_data, valid_rows, input_name, probe.supervised) if len(valid_rows) else None
-        method, fit_seconds, reloaded = fit_or_load(factory, train, valid, model_dir / input_name if model_dir else None)
+        method, fit_seconds, reloaded = fitter.fit(train, valid)
         return method, selection, fit_seconds, reloaded, len(train_rows)
 
-    def _run_input(self, factory, probe, cache, reference, input_name, model_dir, outcome) -> str | None:
+    def _run_input(self, fitter, probe, cache, reference, input_name, outcome) -> str | None:
         test_data = cache.split("test")
         test_rows = self._rows(test_data, input_name, False) if input_name in test_data else np.array([], int)
         if not len(test_rows):
             return f"no {input_name} segments in the test recordings"
-        fitted = self._fit(factory, probe, cache, reference, input_name, model_dir)
+        fitted = self._fit(fitter, probe, cache, reference, input_name)
         if isinstance(fitted, str):
             return fitted
         method, selection, fit_seconds, reloaded, n_train = fitted
@@ -303,10 +301,7 @@ class MesaSuite(Suite):
         outcome.details["inputs"][input_name] = {
             "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra,
             "n_train": n_train, "n_test": len(test_rows),
-            "reloaded_model": reloaded, "fit_history": getattr(method, "history_", None),
-            "training_events": getattr(method, "training_events_", None),
-            "training_budget": getattr(method, "training_budget_", None),
-            "n_parameters": getattr(method, "n_parameters_", None),
+            "reloaded_model": reloaded, **method.fit_info().record_fields(),
         }
         for name, value in (("fit", fit_seconds), ("select", seconds[0]), ("score", seconds[1])):
             outcome.timings[name] = outcome.timings.get(name, 0.0) + value
@@ -511,7 +506,11 @@ class MesaSuite(Suite):
         return f"MESA, {sum(len(splits[s].get('recordings', [])) for s in splits)} recordings"
 
     def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.figures import bland_altman_figure, mesa_examples_figure, mesa_outputs_figure
+        from benchmark.report.figures import (
+            bland_altman_figure,
+            mesa_examples_figure,
+            mesa_outputs_figure,
+        )
 
         cache = SegmentCache(handle.paths["segments"])
         test = cache.split("test")

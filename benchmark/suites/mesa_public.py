@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.keys import digest
+from benchmark.core.keys import digest
 from benchmark.suites.base import (
     BenchmarkError,
     DataHandle,
@@ -99,14 +99,14 @@ class MesaPublicSuite(MesaSuite):
             },
         )
 
-    def _more_rows(self, factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome) -> None:
+    def _more_rows(self, fitter, probe, handle, cache, reference, input_name, outcome) -> None:
         """Sim-to-real rows of a method that learns; a reason in the details when there are none."""
         if probe.learns:
-            reason = self._sim_to_real(factory, probe, handle, cache, reference, input_name, sibling_model_dir, outcome)
+            reason = self._sim_to_real(fitter.shared(), probe, handle, cache, reference, input_name, outcome)
             if reason is not None:
                 outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {"skipped": reason}
 
-    def _sim_to_real(self, factory, probe, handle, cache, reference, input_name, model_dir, outcome) -> str | None:
+    def _sim_to_real(self, fitter, probe, handle, cache, reference, input_name, outcome) -> str | None:
         """Rows of the model trained on the synthetic cohort, tested on the public test recordings."""
         test_data = cache.split("test")
         test_rows = self._rows(test_data, input_name, False) if input_name in test_data else np.array([], int)
@@ -114,7 +114,7 @@ class MesaPublicSuite(MesaSuite):
             return f"no {input_name} segments in the public test recordings"
         sim_cache = SegmentCache(handle.paths["sim_segments"])
         sim_reference = _load_rates(handle.paths["sim_reference_rates"])
-        fitted = self._fit(factory, probe, sim_cache, sim_reference, input_name, model_dir)
+        fitted = self._fit(fitter, probe, sim_cache, sim_reference, input_name)
         if isinstance(fitted, str):
             return f"synthetic cohort: {fitted}"
         method, selection, fit_seconds, reloaded, n_train = fitted
@@ -125,7 +125,7 @@ class MesaPublicSuite(MesaSuite):
         outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {
             "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra, "n_train": n_train,
             "n_test": len(test_rows), "reloaded_model": reloaded,
-            "training_budget": getattr(method, "training_budget_", None),
+            "training_budget": method.fit_info().budget,
         }
         for name, value in (("fit_sim", fit_seconds), ("select_sim", seconds[0]), ("score_sim", seconds[1])):
             outcome.timings[name] = outcome.timings.get(name, 0.0) + value

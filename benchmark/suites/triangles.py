@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import SSIM_SETTINGS
+from benchmark.evaluation.metrics import SSIM_SETTINGS
 from benchmark.suites.base import (
     DataHandle,
     Suite,
@@ -111,7 +111,7 @@ class TrianglesSuite(Suite):
         return "\n".join(header) + self.tables(leaderboard, columns)
 
     def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.figures import (
+        from benchmark.report.figures import (
             decoder_weight_figure,
             sample_grid_figure,
             training_curves_figure,

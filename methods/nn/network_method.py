@@ -21,13 +21,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from methods.base import FitInfo, Method, Split
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import load_torch_state, save_torch_state
 from methods.nn.device import autocast, seed_and_threads
 from methods.nn.loop import EpochResult, TrainingLog, run_epochs
 from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods.nn.steps import GradientStep, TrainingStep
-from methods.base import Method, Split
 
 
 class NetworkMethod(Method):
@@ -45,6 +45,7 @@ class NetworkMethod(Method):
     device_support: ClassVar[str] = "optional"
     network_class: ClassVar[type[nn.Module]]
     network_: nn.Module | None = None
+    fit_info_: FitInfo | None = None
 
     # ------------------------------------------------------------------ network
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,9 +112,9 @@ class NetworkMethod(Method):
 
         The run context gives the device, the progress bar, the checkpoint
         folder (``work_dir``: per-epoch checkpoints, resumption) and the time
-        limit. Sets ``history_`` (one :meth:`_history_entry` per epoch),
-        ``training_events_`` and ``training_budget_``, and leaves the network
-        in eval mode.
+        limit. Sets ``fit_info_`` (the epoch history, one :meth:`_history_entry` per
+        epoch, the training events and budget, the parameter count), and leaves the
+        network in eval mode.
 
         Parameters
         ----------
@@ -141,11 +142,31 @@ class NetworkMethod(Method):
             on_resume=on_resume, time_limit=getattr(context, "time_limit", None),
             patience=patience, patience_start=patience_start,
         )
-        self.history_ = [self._history_entry(h) for h in run.history]
-        self.training_events_ = run.events.to_dict()
-        self.training_budget_ = run.budget.to_dict()
+        self.fit_info_ = FitInfo(
+            history=[self._history_entry(h) for h in run.history], events=run.events.to_dict(),
+            budget=run.budget.to_dict(), n_parameters=self.n_parameters_,
+        )
         self.network_.eval()
         return run
+
+    def fit_info(self) -> FitInfo:
+        """The epoch history, training events, training budget and parameter count of the fit."""
+        return self.fit_info_ if self.fit_info_ is not None else FitInfo(n_parameters=getattr(self, "n_parameters_", None))
+
+    @property
+    def history_(self) -> list[dict[str, Any]] | None:
+        """One entry per epoch of the fit (:meth:`_history_entry`); ``None`` before fitting."""
+        return self.fit_info().history
+
+    @property
+    def training_events_(self) -> dict[str, Any] | None:
+        """Non-finite-loss and resume events of the fit; ``None`` before fitting."""
+        return self.fit_info().events
+
+    @property
+    def training_budget_(self) -> dict[str, Any] | None:
+        """How much training the fit got; ``None`` before fitting."""
+        return self.fit_info().budget
 
     def _history_entry(self, epoch: EpochResult) -> dict[str, Any]:
         """One epoch of ``history_``: number, seconds, samples, completeness and mean losses."""
@@ -175,9 +196,8 @@ class NetworkMethod(Method):
         save_torch_state(
             directory,
             {"network": self._network_json(), **self._state_extras(),
-             "history": getattr(self, "history_", None), "n_parameters": self.n_parameters_,
-             "training_events": getattr(self, "training_events_", None),
-             "training_budget": getattr(self, "training_budget_", None)},
+             "history": self.history_, "n_parameters": self.n_parameters_,
+             "training_events": self.training_events_, "training_budget": self.training_budget_},
             self.network_.state_dict(),
         )
 
@@ -188,9 +208,10 @@ class NetworkMethod(Method):
         self._install(network)
         self.network_.eval()
         self._restore_extras(config)
-        self.history_ = config.get("history")
-        self.training_events_ = config.get("training_events")
-        self.training_budget_ = config.get("training_budget")
+        self.fit_info_ = FitInfo(
+            history=config.get("history"), events=config.get("training_events"),
+            budget=config.get("training_budget"), n_parameters=self.n_parameters_,
+        )
 
 
 class MultiEncoderMethod(NetworkMethod):
@@ -234,7 +255,7 @@ class MultiEncoderMethod(NetworkMethod):
     def setup(self, train: Split) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
         """Build the network for ``train``'s signal shape; return its optimizer and scheduler.
 
-        Called by :meth:`fit`; public so :mod:`benchmark.speed` times the very same step.
+        Called by :meth:`fit`; public so :mod:`benchmark.tools.speed` times the very same step.
         """
         seed_and_threads(self.seed, self.context.device, self.context.n_threads)
         network = MultiEncoderAutoencoder(self._network_config(train))

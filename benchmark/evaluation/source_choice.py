@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import welch
 
-from benchmark.assignment import assign
+from benchmark.evaluation.assignment import assign
 
 RESPIRATORY_BAND = (0.1, 0.5)
 
@@ -70,7 +70,7 @@ def choose_by_reference(candidate_rates: np.ndarray, reference_rates: np.ndarray
     """Candidate with the lowest rate MAE against the reference on shared segments.
 
     ``candidate_rates`` is ``(n, K)``, ``reference_rates`` ``(n,)``, NaN = no rate.
-    The same assignment as the image suites' (:func:`benchmark.assignment.assign`) with
+    The same assignment as the image suites' (:func:`benchmark.evaluation.assignment.assign`) with
     :func:`pairwise_rate_mae` as its cost. A candidate with no segment in common with the
     reference never wins (unless none has one: then the first candidate).
     Returns the index and every candidate's MAE.
@@ -106,7 +106,7 @@ def choose_gate_threshold(
 
     Every candidate threshold (a quantile of ``shares``) is scored by the MAE against the
     reference with each abstention -- a segment under the threshold or without a rate -- counted
-    as ``fill_rate`` (the constant baseline's rate: :func:`benchmark.metrics.filled_rate_error`).
+    as ``fill_rate`` (the constant baseline's rate: :func:`benchmark.evaluation.metrics.filled_rate_error`).
     The lowest MAE wins; ties go to the lower threshold (fewer abstentions).
 
     Parameters
@@ -126,7 +126,7 @@ def choose_gate_threshold(
         The threshold (0.0 when nothing can be scored) and ``{"quantile", "filled_mae",
         "coverage"}`` of the chosen threshold on the validation segments.
     """
-    from benchmark.metrics import filled_rate_error
+    from benchmark.evaluation.metrics import filled_rate_error
 
     shares = np.asarray(shares, dtype=np.float64)
     estimated = np.asarray(estimated_rates, dtype=np.float64)

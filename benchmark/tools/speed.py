@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmark.speed --model meae --suite triangles --profile paper \\
+    python -m benchmark.tools.speed --model meae --suite triangles --profile paper \\
         --batch 256 --steps 20 --device cuda
 
 Each timed step is the real training step (all loss terms, backward, gradient
@@ -34,10 +34,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import methods
-from benchmark.environment import describe_device
+from benchmark.core.environment import describe_device
+from methods.base import RunContext, Split
 from methods.nn.device import precision_label, resolve_device
 from methods.nn.steps import optimisation_step
-from methods.base import RunContext, Split
 
 SIGNAL_SHAPES = {"triangles": (64, 64), "mesa": (12288,)}
 SOURCES = {"triangles": ("triangle", "circle"), "mesa": ("nasal_pressure",)}
@@ -144,7 +144,7 @@ def measure(model: str, suite: str, profile: str, batch: int, steps: int, warmup
         "amp": amp, "precision": used,
         "compile": bool(getattr(method, "compile_model", False)), "compile_s": compile_seconds,
         "fused_optimizer": bool(optimizer.defaults.get("fused")),
-        "params": method.n_parameters_, "step_ms": round(1000 * seconds / steps, 2),
+        "params": method.fit_info().n_parameters, "step_ms": round(1000 * seconds / steps, 2),
         "samples_per_s": round(batch * steps / seconds, 2),
         "gflop_per_sample": round(flops / batch / 1e9, 4), "flop_counter": FLOP_COUNTER,
         "achieved_tflop_s": round(achieved / 1e12, 3),
@@ -192,7 +192,7 @@ def recount_flops(path: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.tools.speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="meae", help="registered neural method (meae, supervised_ae)")
     parser.add_argument("--suite", default="triangles", choices=sorted(SIGNAL_SHAPES))
     parser.add_argument("--profile", default="paper", help="paper, quick or tiny")
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides["cpu_bf16"] = True
         record = measure(args.model, args.suite, args.profile, batch, args.steps, args.warmup, device, args.threads, overrides)
     except (KeyError, ValueError) as error:
-        print(f"benchmark.speed: error: {error.args[0] if error.args else error}", file=sys.stderr)
+        print(f"benchmark.tools.speed: error: {error.args[0] if error.args else error}", file=sys.stderr)
         return 2
     line = json.dumps(record)
     print(line)

@@ -6,7 +6,7 @@ its current resident size (:func:`current_rss_mb`), the memory lines of
 ``/proc/<pid>/status`` (:func:`proc_status_kib`), the live descendants of a process
 (:func:`descendants`), a background :class:`TreeSampler` recording the peak of every
 descendant (joblib workers), and the size of a folder on disk (:func:`folder_mb`). It is
-used by :mod:`benchmark.memory`; the ``/proc`` readings are Linux only.
+used by :mod:`benchmark.tools.memory`; the ``/proc`` readings are Linux only.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the coordinating process. A failing cell never stops the others: it comes back a
 with ``status == "failed"`` and the error text, like :func:`failed_record` builds.
 
 The cell task is ``task(spec, device=..., n_threads=..., progress=...)`` (in practice
-:func:`benchmark.runner.execute_cell` with the data handle, cache folder and ``force``
+:func:`benchmark.run.runner.execute_cell` with the data handle, cache folder and ``force``
 bound); it must be picklable, and every worker must see the paths it names.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from joblib import Parallel, delayed
 
-from benchmark.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 log = logging.getLogger("bss_bench")
 BACKENDS = ("joblib", "dask")

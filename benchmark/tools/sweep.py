@@ -17,7 +17,7 @@ data cache (prepared once, before the runs), and runs not finished by ``--deadli
 are stopped and reported as such.  ``sweep.csv`` gets one row per finished cell and score
 (run name, overrides, seed, target, metric, value, samples seen, training seconds)::
 
-    python -m benchmark.sweep scripts/sweeps/triangles_quick.json --out /tmp/sweep \\
+    python -m benchmark.tools.sweep scripts/sweeps/triangles_quick.json --out /tmp/sweep \\
         --device cuda --workers 8 --deadline 300
 
 This module is a tool for choosing profiles, not part of the leaderboards: its numbers are
@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {"suite": "triangles", "profile": "quick", "methods": "meae", "seeds": "0"}
 
 
@@ -221,7 +221,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.sweep", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.tools.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("sweep", type=Path, help="JSON sweep file")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--cache-dir", type=Path, default=None, help="shared data cache (default OUT/cache)")

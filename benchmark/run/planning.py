@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import methods
-from benchmark.errors import BenchmarkError
-from benchmark.keys import digest as _digest
-from benchmark.keys import jsonable as _jsonable
-from benchmark.parameter_checks import param_problems
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.keys import digest as _digest
+from benchmark.core.keys import jsonable as _jsonable
+from benchmark.run.parameter_checks import param_problems
 from benchmark.suites import get_suite
 
 CELL_FORMAT_VERSION = 1
@@ -129,7 +129,7 @@ def _shown(value: Any) -> str:
 def checked_params(cls: type[methods.Method], suite: str, profile: str, own: dict[str, Any]) -> dict[str, Any]:
     """A method's parameters on a suite and profile, defaults < profile < ``own`` overrides, checked.
 
-    Every value is checked (:mod:`benchmark.parameter_checks`: type from the default, range
+    Every value is checked (:mod:`benchmark.run.parameter_checks`: type from the default, range
     from the constraints); the first bad one raises :class:`BenchmarkError` saying where it
     came from, e.g. ``--set meae.epochs=-1: epochs must be >= 1``.
     """

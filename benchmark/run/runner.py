@@ -3,7 +3,7 @@
 Each finished cell is written at once by the coordinating process (atomic rename), so an
 interrupted run loses only the cells in flight, and a rerun skips every cell whose
 fingerprint (parameters + data + code and library versions) is unchanged. Planning lives in
-:mod:`benchmark.planning`, the written outputs in :mod:`benchmark.reporting`.
+:mod:`benchmark.run.planning`, the written outputs in :mod:`benchmark.report.reporting`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from typing import Any
 from tqdm.auto import tqdm
 
 import methods
-from benchmark.environment import describe_device, package_versions
-from benchmark.errors import BenchmarkError, CellSkipped
-from benchmark.executors import check_backend, failed_record, open_executor
-from benchmark.planning import CellSpec, plan_cells, resolve_methods
-from benchmark.provenance import cell_provenance, stale_reasons
-from benchmark.reporting import RunSummary, rebuild_outputs, training_budget
-from benchmark.store import ResultStore
+from benchmark.core.environment import describe_device, package_versions
+from benchmark.core.errors import BenchmarkError, CellSkipped
+from benchmark.core.provenance import cell_provenance, stale_reasons
+from benchmark.core.store import ResultStore
+from benchmark.report.reporting import RunSummary, rebuild_outputs, training_budget
+from benchmark.run.executors import check_backend, failed_record, open_executor
+from benchmark.run.fitting import Fitter
+from benchmark.run.planning import CellSpec, plan_cells, resolve_methods
 from benchmark.suites import DataHandle, SuiteOptions, get_suite
-from methods.nn.device import resolve_device
 from methods.base import RunContext
+from methods.nn.device import resolve_device
 
 log = logging.getLogger("bss_bench")
 
@@ -68,7 +69,8 @@ def execute_cell(
         def factory():
             return cls(**spec.params).with_context(context)
 
-        outcome = suite.run_cell(factory, handle, model_dir, **_sibling(suite, spec, handle, cache_dir))
+        fitter = Fitter(factory, model_dir, _shared_model_dir(suite, spec, handle, cache_dir))
+        outcome = suite.run_cell(fitter, handle)
     except CellSkipped as reason:
         return {"cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped", "reason": str(reason)}, {}
     except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
@@ -88,13 +90,13 @@ def execute_cell(
     return record, outcome.arrays
 
 
-def _sibling(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> dict[str, Path]:
-    """``sibling_model_dir``: where the suite that shares its models keeps this cell's checkpoint."""
+def _shared_model_dir(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> Path | None:
+    """Where the suite this suite shares its models with keeps this cell's checkpoint (or ``None``)."""
     sibling, key = suite.models_shared_with, handle.info.get("sibling_data_key")
     if sibling is None or key is None:
-        return {}
+        return None
     twin = dataclasses.replace(spec, suite=sibling)
-    return {"sibling_model_dir": Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"}
+    return Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"
 
 
 def run_suite(
@@ -111,7 +113,7 @@ def run_suite(
     With ``rebuild_only`` nothing is run: the outputs are rebuilt from the finished cells.
     ``backend="joblib"`` runs ``jobs`` cells at once in processes on this machine;
     ``backend="dask"`` runs them on a Dask cluster, a local one of ``jobs`` workers or the one
-    whose scheduler address is ``scheduler`` (see :func:`benchmark.executors.open_executor`).
+    whose scheduler address is ``scheduler`` (see :func:`benchmark.run.executors.open_executor`).
     Either way this process writes each result as it arrives.
 
     ``time_limit`` caps each cell's training time (seconds; part of the cell's identity);

@@ -3,7 +3,7 @@
 A :class:`Metric` turns ``(estimates, targets)`` of ``n`` test items into ``n`` per-item
 values (NaN where an item cannot be scored) and summarises them into the leaderboard value.
 Suites declare the names of the metrics they score (:attr:`benchmark.suites.base.Suite.metrics`);
-the shared scoring loop (:mod:`benchmark.scoring`) computes every declared metric, and the
+the shared scoring loop (:mod:`benchmark.evaluation.scoring`) computes every declared metric, and the
 markdown columns are generated from the same declaration. A new metric is one
 :func:`register_metric` call.
 """
@@ -110,7 +110,7 @@ def si_sdr_improvement(estimates: np.ndarray, references: np.ndarray) -> np.ndar
     """SI-SDR improvement in dB per item: SI-SDR(estimate, target) - SI-SDR(mixture, target).
 
     ``references`` is ``(n, 2, *shape)``: the target, then the mixture. Suites compute the same
-    difference from the stored per-item SI-SDR values (:func:`benchmark.scoring.si_sdri_rows`).
+    difference from the stored per-item SI-SDR values (:func:`benchmark.evaluation.scoring.si_sdri_rows`).
     """
     references = np.asarray(references)
     return si_sdr(estimates, references[:, 0]) - si_sdr(references[:, 1], references[:, 0])
@@ -257,7 +257,7 @@ class Metric:
         For a per-recording metric: the per-item metric whose values, averaged per group of
         items (recording) over the finite ones, give this metric's per-group values (their
         absolute value). Reports derive it from the stored per-item values
-        (:func:`benchmark.scoring.derive_per_group`), so every cell is scored by the same code.
+        (:func:`benchmark.evaluation.scoring.derive_per_group`), so every cell is scored by the same code.
     interval : str
         How a bootstrap interval is formed: ``"mean"`` (the summary is a mean over items),
         ``"root_mean"`` (the square root of one, RMSE), or ``""`` (no interval: a spread-based

@@ -1,8 +1,8 @@
 """The shared scoring loop: every declared metric, with one assignment, into tidy score rows.
 
 A suite maps a method's candidate outputs to its sources once (on validation data, with
-:func:`benchmark.assignment.assign`) and hands the mapped test estimates here; every metric
-the suite declares (:mod:`benchmark.metrics`) is computed with that same mapping. Each score
+:func:`benchmark.evaluation.assignment.assign`) and hands the mapped test estimates here; every metric
+the suite declares (:mod:`benchmark.evaluation.metrics`) is computed with that same mapping. Each score
 row carries the summary ``value`` and the number ``n`` of items behind it; the per-item values
 come back too, so intervals and paired tests can be computed from the same numbers.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.assignment import Assignment
-from benchmark.metrics import get_metric, si_sdr
-from benchmark.statistics import group_means
+from benchmark.evaluation.assignment import Assignment
+from benchmark.evaluation.metrics import get_metric, si_sdr
+from benchmark.evaluation.statistics import group_means
 
 
 def item_key(input_name: str, target: str, metric: str, variant: str = "") -> str:

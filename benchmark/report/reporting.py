@@ -12,21 +12,27 @@ from typing import Any
 import pandas as pd
 
 import methods
-from benchmark import leaderboard as lb
-from benchmark.comparisons import (
+from benchmark.core.environment import describe_device, environment_info, package_versions
+from benchmark.core.provenance import stale_reasons, summarize
+from benchmark.core.store import ResultStore, atomic_write_json, atomic_write_text
+from benchmark.evaluation.comparisons import (
     add_intervals,
     collect_items,
     comparisons_markdown,
     paired_comparisons,
     row_label,
 )
-from benchmark.environment import describe_device, environment_info, package_versions
-from benchmark.planning import CellSpec
-from benchmark.provenance import stale_reasons, summarize
-from benchmark.scoring import derive_per_group
-from benchmark.store import ResultStore, atomic_write_json, atomic_write_text
+from benchmark.evaluation.scoring import derive_per_group
+from benchmark.evaluation.verdicts import (
+    row_kinds,
+    separates_column,
+    validation_scores,
+    verdicts,
+    verdicts_markdown,
+)
+from benchmark.report import leaderboard as lb
+from benchmark.run.planning import CellSpec
 from benchmark.suites import DataHandle, get_suite
-from benchmark.verdicts import row_kinds, separates_column, validation_scores, verdicts, verdicts_markdown
 
 log = logging.getLogger("bss_bench")
 

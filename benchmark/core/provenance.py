@@ -1,7 +1,7 @@
 """Where a cell's numbers came from, and whether a reused cell is stale.
 
 Every finished cell records its provenance: the versions of every package in
-:data:`benchmark.environment.PACKAGES`, the project's commit (and whether the
+:data:`benchmark.core.environment.PACKAGES`, the project's commit (and whether the
 tree was dirty), the device, the numeric precision, and the code versions of
 the method and of the suite's scoring (``Method.version``,
 ``Suite.scoring_version``, bumped by hand when results change).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.environment import describe_device, git_state, package_versions
+from benchmark.core.environment import describe_device, git_state, package_versions
 
 NOT_RECORDED = "provenance not recorded (computed before this benchmark recorded package versions)"
 

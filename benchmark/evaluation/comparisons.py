@@ -4,8 +4,8 @@
 seeds; :func:`add_intervals` adds the bootstrap interval (``ci_low``, ``ci_high``) of every
 row that has them; :func:`paired_comparisons` compares every method row with the best trivial
 baseline and with the best other blind method on the suite's headline metrics. The
-statistics themselves are in :mod:`benchmark.statistics`, the verdicts in
-:mod:`benchmark.verdicts`.
+statistics themselves are in :mod:`benchmark.evaluation.statistics`, the verdicts in
+:mod:`benchmark.evaluation.verdicts`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import get_metric
-from benchmark.scoring import item_key
-from benchmark.statistics import (
+from benchmark.evaluation.metrics import get_metric
+from benchmark.evaluation.scoring import item_key
+from benchmark.evaluation.statistics import (
     MIN_GROUPS,
-    N_BOOTSTRAP,
     bootstrap_interval,
     holm,
     n_units,
@@ -29,7 +28,7 @@ from benchmark.statistics import (
     seed_mean,
     two_level_interval,
 )
-from benchmark.verdicts import best_trivial
+from benchmark.evaluation.verdicts import best_trivial
 
 RowKey = tuple[str, str, str, str]  # (leaderboard method label, input, target, metric)
 GroupsFor = Callable[[str], np.ndarray | None]
@@ -41,7 +40,7 @@ COMPARISON_COLUMNS = [
 
 
 def row_label(record: dict[str, Any], score: dict[str, Any]) -> str:
-    """The leaderboard label of one score row (as :func:`benchmark.leaderboard.runs_frame` writes it)."""
+    """The leaderboard label of one score row (as :func:`benchmark.report.leaderboard.runs_frame` writes it)."""
     variant = score.get("variant", "")
     return record["label"] + (f" ({variant})" if variant else "")
 
@@ -67,7 +66,7 @@ def add_intervals(board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], gr
     Rows with one seed resample test items (or groups); rows with two or more seeds get the
     two-level bootstrap (seeds, then items within seeds). Empty where a row has no per-item
     values for every seed (paper rows, older cells), where its metric is a spread (limits of
-    agreement), or where fewer than :data:`benchmark.statistics.MIN_GROUPS` pairing units exist
+    agreement), or where fewer than :data:`benchmark.evaluation.statistics.MIN_GROUPS` pairing units exist
     (``interval`` then says so).
     """
     board = board.copy()
@@ -114,12 +113,12 @@ def paired_comparisons(
 ) -> pd.DataFrame:
     """Every method row against the best trivial baseline and the best other blind method.
 
-    The best trivial baseline is chosen on validation (:func:`benchmark.verdicts.best_trivial`);
+    The best trivial baseline is chosen on validation (:func:`benchmark.evaluation.verdicts.best_trivial`);
     the best other blind method is the ``method`` row, of another blind method, with the best
     leaderboard mean for the same input, target and metric. Pairs are the per-item seed-means of
     both rows (or, with groups, the groups' means); the seeds' own tests are in the verdicts.
     Two-sided Wilcoxon p-values, Holm-corrected over the whole table (``p_holm``); no test
-    where fewer than :data:`benchmark.statistics.MIN_GROUPS` pairing units exist.
+    where fewer than :data:`benchmark.evaluation.statistics.MIN_GROUPS` pairing units exist.
     """
     measured = board[(board["source"] == "measured").to_numpy() & board["metric"].isin(headline_metrics).to_numpy()]
     measured_kinds = kinds[measured.index]

@@ -2,8 +2,8 @@
 
 Usage (``scripts/gpu_run.sh`` wraps this)::
 
-    python -m benchmark.gpu_oneshot --out "$OUT"                      # on a GPU machine
-    python -m benchmark.gpu_oneshot --out /tmp/x --device cpu --profile tiny \\
+    python -m benchmark.tools.gpu_oneshot --out "$OUT"                      # on a GPU machine
+    python -m benchmark.tools.gpu_oneshot --out /tmp/x --device cpu --profile tiny \\
         --budget 240 --meae-time 2 --sae-time 2                       # the CPU path (CI)
 
 Every step runs as its own process with its own time bound, and the plan
@@ -12,7 +12,7 @@ shrinks the training time limits to what is left of ``--budget``. The steps:
 1. environment: ``nvidia-smi``, Python and torch versions;
    ``smoke``: one run of the tiny profile with ``meae`` and ``supervised_ae``
    on the device (seconds; catches a device-only failure before the long steps);
-2. speed: ``benchmark.speed`` for the 2-D and the 1-D paper MEAE, bf16 and fp32
+2. speed: ``benchmark.tools.speed`` for the 2-D and the 1-D paper MEAE, bf16 and fp32
    (FLOPs per sample, achieved FLOP/s, share of the bf16 peak);
 3. data: the triangles data of the profile, generated with every core, plus
    the mixture-as-estimate floor cell;
@@ -41,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "gpu_run.tar.gz"
 STEP_GROUPS = ("smoke", "speed", "data", "meae", "sae", "compile")
 PACK_RESERVE_S = 20.0
@@ -163,7 +163,7 @@ def _environment(work: Path) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     """Options of the one-shot run."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.gpu_oneshot", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmark.tools.gpu_oneshot", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder that receives gpu_run.tar.gz")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a folder next to --out)")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for the CPU path")
@@ -201,7 +201,7 @@ def plan_steps(args: argparse.Namespace, work: Path) -> list[tuple[Step, float |
         steps.append((Step("smoke_tiny", command, bound_s=120, required_s=20), None))
     for suite in ("triangles", "mesa") if "speed" in chosen else ():
         for precision in ("bf16", "fp32"):
-            command = [py, "-m", "benchmark.speed", "--model", "meae", "--suite", suite, "--profile", args.profile,
+            command = [py, "-m", "benchmark.tools.speed", "--model", "meae", "--suite", suite, "--profile", args.profile,
                        "--device", args.device, "--precision", precision, *speed_extra]
             steps.append((Step(f"speed_{suite}_{precision}", command, bound_s=60, required_s=15), None))
     run = [py, "run_benchmark.py", "--suite", "triangles", "--device", args.device, *common]
@@ -215,7 +215,7 @@ def plan_steps(args: argparse.Namespace, work: Path) -> list[tuple[Step, float |
         steps.append((Step("supervised_ae", [*run, "--methods", "supervised_ae"], bound_s=args.sae_time + args.cell_overhead,
                            required_s=45), args.sae_time))
     if "compile" in chosen and not args.no_compile:
-        command = [py, "-m", "benchmark.speed", "--model", "meae", "--suite", "triangles", "--profile", args.profile,
+        command = [py, "-m", "benchmark.tools.speed", "--model", "meae", "--suite", "triangles", "--profile", args.profile,
                    "--device", args.device, "--precision", "bf16", "--compile", *speed_extra]
         steps.append((Step("speed_triangles_bf16_compiled", command, bound_s=150, required_s=40), None))
     return steps

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from benchmark.store import atomic_write_bytes  # noqa: E402
+from benchmark.core.store import atomic_write_bytes  # noqa: E402
 
 
 def save_figure(figure: plt.Figure, path: Path, dpi: int = 110) -> Path:

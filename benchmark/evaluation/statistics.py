@@ -1,7 +1,7 @@
 """Intervals and paired tests from the per-item values every cell stores.
 
 Each finished cell keeps, for every score row, the values of its test items
-(:func:`benchmark.scoring.item_key`); the leaderboard value is their mean over the finite
+(:func:`benchmark.evaluation.scoring.item_key`); the leaderboard value is their mean over the finite
 items. Two questions are answered from them:
 
 * **How sure is a number?** A 95 % percentile bootstrap. With one seed, test items are

@@ -33,7 +33,7 @@ def git_state(root: Path | None = None) -> dict[str, object]:
     a copy of the tree sent to a GPU machine may carry no ``.git`` or a stale
     one, whose HEAD is not the code that runs.
     """
-    root = root or Path(__file__).resolve().parent.parent
+    root = root or Path(__file__).resolve().parents[2]
     if os.environ.get("BSS_BENCH_COMMIT"):
         return {"commit": os.environ["BSS_BENCH_COMMIT"], "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
     try:

@@ -25,11 +25,11 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchmarkError
-from benchmark.metrics import get_metric
-from benchmark.planning import CellSpec
-from benchmark.runner import execute_cell
-from benchmark.store import ResultStore, atomic_write_text
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.store import ResultStore, atomic_write_text
+from benchmark.evaluation.metrics import get_metric
+from benchmark.run.planning import CellSpec
+from benchmark.run.runner import execute_cell
 from benchmark.suites import SuiteOptions, get_suite
 from methods.nn.device import resolve_device
 

@@ -17,9 +17,9 @@ image and waveform suites, rate MAE for respiration):
   matched-pairs rank-biserial correlation as effect size; the seed-mean of all seeds is tested
   the same way;
 * all tests of one table are Holm-corrected together; a seed separates when its corrected
-  p-value is below :data:`benchmark.statistics.ALPHA` and its mean is better;
+  p-value is below :data:`benchmark.evaluation.statistics.ALPHA` and its mean is better;
 * ``separates`` is ``"k/n"``: k of the row's n seeds separate. Fewer than
-  :data:`benchmark.statistics.MIN_GROUPS` pairing units give no test (``"too few ..."``).
+  :data:`benchmark.evaluation.statistics.MIN_GROUPS` pairing units give no test (``"too few ..."``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import get_metric
-from benchmark.scoring import ORACLE_VARIANT
-from benchmark.statistics import ALPHA, MIN_GROUPS, holm, n_units, paired_comparison, seed_mean
+from benchmark.evaluation.metrics import get_metric
+from benchmark.evaluation.scoring import ORACLE_VARIANT
+from benchmark.evaluation.statistics import (
+    ALPHA,
+    MIN_GROUPS,
+    holm,
+    n_units,
+    paired_comparison,
+    seed_mean,
+)
 
 RowKey = tuple[str, str, str, str]  # (leaderboard label, input, target, metric)
 GroupsFor = Callable[[str], np.ndarray | None]
@@ -212,7 +219,7 @@ TRIVIAL_NOTES = {
     "ssim": "SSIM is dominated by the background where most target pixels are 0: an all-zero image "
             "scores a high SSIM, and a faint uniform haze lowers a good estimate's SSIM a lot.",
     "si_sdri": "SI-SDR is scale-invariant and an empty (constant) output sits at its floor "
-               "(benchmark.metrics.SI_SDR_FLOOR_DB), so trivial estimates cannot score well on SI-SDRi: "
+               "(benchmark.evaluation.metrics.SI_SDR_FLOOR_DB), so trivial estimates cannot score well on SI-SDRi: "
                "the mixture scores 0 dB by definition.",
     "mae_bpm": "A constant rate at the training median is a strong baseline where breathing rates vary "
                "little between subjects: a method must track each segment's rate to beat it.",

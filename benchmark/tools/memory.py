@@ -7,8 +7,8 @@ only for orientation.
 
 Usage::
 
-    python -m benchmark.memory                          # 12 vs 48 subjects of 60 min, 2 jobs
-    python -m benchmark.memory --subjects 4 --minutes 30 --factor 4 --jobs 1 --output mem.md
+    python -m benchmark.tools.memory                          # 12 vs 48 subjects of 60 min, 2 jobs
+    python -m benchmark.tools.memory --subjects 4 --minutes 30 --factor 4 --jobs 1 --output mem.md
 
 One synthetic cohort (:mod:`datasets.synthetic_psg`) of ``subjects * factor`` recordings is
 written; the small cohort is its first ``subjects`` recordings (``max_recordings``).  For each
@@ -16,7 +16,7 @@ cohort, every phase runs in a fresh Python process, so peaks never mix:
 
 ``preprocess``
     ``build_segment_cache`` into an empty cache folder.  *coordinator* is the process's own peak
-    (:func:`~benchmark.process_memory.peak_rss_mb`: ``VmHWM``, or ``ru_maxrss`` without
+    (:func:`~benchmark.tools.process_memory.peak_rss_mb`: ``VmHWM``, or ``ru_maxrss`` without
     ``/proc``); *worker* is the largest peak (``VmHWM``) of any joblib worker, read from
     ``/proc`` by a background thread (Linux only; with ``--jobs 1`` everything runs in the
     coordinator).
@@ -39,7 +39,7 @@ batches of the largest size for the comparison to mean anything (the defaults gi
 training segments).
 
 This module runs the measured phases, the parent/child driver and the command line; the
-memory readings themselves are in :mod:`benchmark.process_memory`.
+memory readings themselves are in :mod:`benchmark.tools.process_memory`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.process_memory import TreeSampler, current_rss_mb, folder_mb, peak_rss_mb
+from benchmark.tools.process_memory import TreeSampler, current_rss_mb, folder_mb, peak_rss_mb
 from datasets.rows import RowView
 
 PHASES = ("preprocess", "stream", "memmap", "materialise")
@@ -184,7 +184,7 @@ def _run_child(arguments: list[str], workdir: Path) -> dict:
     """Run one phase in a fresh interpreter; return its row."""
     result = Path(tempfile.mkstemp(suffix=".json", dir=workdir)[1])
     try:
-        command = [sys.executable, "-m", "benchmark.memory", *arguments, "--result", str(result)]
+        command = [sys.executable, "-m", "benchmark.tools.memory", *arguments, "--result", str(result)]
         subprocess.run(command, check=True)
         return json.loads(result.read_text())
     finally:
@@ -298,7 +298,7 @@ def growth_summary(rows: list[dict]) -> list[str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmark.memory",
+        prog="python -m benchmark.tools.memory",
         description="Peak resident memory of MESA preprocessing and streamed training reads, "
         "for a small synthetic cohort and one FACTOR times larger.",
     )
@@ -328,7 +328,7 @@ def _child(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; see ``python -m benchmark.memory --help``.
+    """Command line entry point; see ``python -m benchmark.tools.memory --help``.
 
     Parameters
     ----------
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             options = " ".join(f"--{k} {v:g}" if isinstance(v, float) else f"--{k} {v}" for k, v in settings.items())
             lines = [
-                f"Peak resident memory (MiB), `python -m benchmark.memory {options}`; "
+                f"Peak resident memory (MiB), `python -m benchmark.tools.memory {options}`; "
                 f"{machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}.",
                 "", table, "", *(f"- {line}" for line in summary),
             ]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import get_metric
+from benchmark.evaluation.metrics import get_metric
 
 LEADERBOARD_COLUMNS = [
     "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
@@ -150,7 +150,7 @@ def markdown_table(leaderboard: pd.DataFrame, columns: list[ColumnSpec], verdict
     The trivial rows (the mixture as estimate, an all-zero estimate, ...) come first, in a block
     of their own, so every number has what doing nothing scores beside it. With ``verdicts``,
     a *Separates* column gives each target's ``k/n`` (seeds on which the row beats the best
-    trivial baseline, :mod:`benchmark.verdicts`); rows not converged on some seed are marked ◊.
+    trivial baseline, :mod:`benchmark.evaluation.verdicts`); rows not converged on some seed are marked ◊.
     """
     has_kind = "kind" in leaderboard.columns
     header = "| Method | Kind | Source | Seeds | " + " | ".join(c.title for c in columns) + (" | Separates |" if verdicts else " |")

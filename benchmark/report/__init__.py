@@ -1,0 +1,8 @@
+"""Reports: leaderboards, manifests, figures and the results page, from finished cells.
+
+- :mod:`benchmark.report.reporting`: runs.csv, leaderboard.csv/.md, comparisons, verdicts and the
+  manifest of one suite and profile;
+- :mod:`benchmark.report.leaderboard`: the tidy leaderboard and its markdown tables;
+- :mod:`benchmark.report.figures`: figure helpers;
+- :mod:`benchmark.report.results_page`: ``results/README.md``, the index of every leaderboard.
+"""

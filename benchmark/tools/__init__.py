@@ -1,0 +1,8 @@
+"""Standalone tools around the benchmark, each a ``python -m`` entry point.
+
+- :mod:`benchmark.tools.speed`: training-step speed of each network layout;
+- :mod:`benchmark.tools.memory`, :mod:`benchmark.tools.process_memory`: peak memory of data
+  preparation;
+- :mod:`benchmark.tools.sweep`: parameter sweeps of one method;
+- :mod:`benchmark.tools.gpu_oneshot`: the prepared plan of a GPU slot.
+"""
