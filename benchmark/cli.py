@@ -12,6 +12,7 @@ from pathlib import Path
 import methods
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.profiles import PROFILES
+from benchmark.run.config import RunConfig
 from benchmark.run.executors import BACKENDS
 from benchmark.run.planning import check_planned_params, parse_overrides
 from benchmark.run.runner import run_suite
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args, chosen, signals)
         for suite_name in chosen:
             summary = run_suite(
-                suite_name, profile=args.profile, method_names=method_names, seeds=seeds,
+                suite_name, RunConfig(profile=args.profile, method_names=method_names, seeds=seeds,
                 device=args.device, jobs=args.jobs, results_dir=args.results_dir,
                 cache_dir=args.cache_dir, overrides=overrides, force=args.force, rebuild_only=args.rebuild_only,
                 progress=not args.no_progress, data_dir=args.data_dir,
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 signals=signals,
                 command=command, backend=args.backend, scheduler=args.scheduler,
                 time_limit=args.time_limit, run_deadline=run_deadline, data_jobs=args.data_jobs,
-                recompute_stale=args.recompute_stale,
+                recompute_stale=args.recompute_stale)
             )
             failed += len(summary.failed)
             if summary.stale and not args.recompute_stale:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from methods.meae import TRIANGLES_TINY
 
@@ -26,8 +27,8 @@ def test_a_cell_with_the_profiles_settings_is_adopted_and_others_are_refused(tmp
     cache = tmp_path / "cache"
     same = tmp_path / "sweep" / "same"
     # an override that equals the profile's value: the cell is named after it, computed as the profile's
-    run_suite("triangles", profile="tiny", method_names=["meae"], seeds=[0], results_dir=same, cache_dir=cache,
-              progress=False, overrides={"meae": {"lr": TRIANGLES_TINY["lr"]}})
+    run_suite("triangles", RunConfig(profile="tiny", method_names=["meae"], seeds=[0], results_dir=same, cache_dir=cache,
+              progress=False, overrides={"meae": {"lr": TRIANGLES_TINY["lr"]}}))
     [swept] = (same / "triangles" / "tiny" / "cells").glob("meae__seed0__*.json")
     results = tmp_path / "results"
     assert adopt([same], "triangles", "tiny", "meae", results) == ["meae__seed0"]
@@ -38,11 +39,11 @@ def test_a_cell_with_the_profiles_settings_is_adopted_and_others_are_refused(tmp
     assert (results / "triangles" / "tiny" / "cells" / "meae__seed0.npz").exists()
 
     other = tmp_path / "sweep" / "other"
-    run_suite("triangles", profile="tiny", method_names=["meae"], seeds=[0], results_dir=other, cache_dir=cache,
-              progress=False, overrides={"meae": {"lr": TRIANGLES_TINY["lr"] * 2}})
+    run_suite("triangles", RunConfig(profile="tiny", method_names=["meae"], seeds=[0], results_dir=other, cache_dir=cache,
+              progress=False, overrides={"meae": {"lr": TRIANGLES_TINY["lr"] * 2}}))
     with pytest.raises(ValueError, match="fingerprints differ"):
         adopt([other], "triangles", "tiny", "meae", tmp_path / "results2")
     # the profile's own run reuses the adopted cell: nothing is recomputed
-    summary = run_suite("triangles", profile="tiny", method_names=["meae"], seeds=[0], results_dir=results,
-                        cache_dir=cache, progress=False)
+    summary = run_suite("triangles", RunConfig(profile="tiny", method_names=["meae"], seeds=[0], results_dir=results,
+                        cache_dir=cache, progress=False))
     assert summary.reused == ["meae__seed0"] and not summary.ran

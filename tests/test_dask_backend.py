@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from benchmark import cli  # noqa: E402
 from benchmark.core.errors import BenchmarkError  # noqa: E402
 from benchmark.run import executors, runner  # noqa: E402
+from benchmark.run.config import RunConfig  # noqa: E402
 from benchmark.run.runner import run_suite  # noqa: E402
 from methods.base import _REGISTRY  # noqa: E402
 
@@ -34,7 +35,7 @@ KEYS = ["cell_id", "input", "target", "metric"]
 def _run(results: Path, cache: Path, **kwargs) -> runner.RunSummary:
     options = dict(profile="tiny", method_names=METHODS, seeds=[0], device="cpu", progress=False)
     options.update(kwargs)
-    return run_suite("triangles", results_dir=results, cache_dir=cache, **options)
+    return run_suite("triangles", RunConfig(results_dir=results, cache_dir=cache, **options))
 
 
 def _root(results: Path) -> Path:
@@ -149,7 +150,7 @@ def test_cli_scheduler_needs_dask_backend(capsys, tmp_path):
     assert code == 2 and err == ["run_benchmark.py: error: --scheduler needs --backend dask"]
     assert not (tmp_path / "results").exists()
     with pytest.raises(BenchmarkError, match="needs --backend dask"):
-        run_suite("triangles", scheduler="tcp://127.0.0.1:8786", results_dir=tmp_path, cache_dir=tmp_path)
+        run_suite("triangles", RunConfig(scheduler="tcp://127.0.0.1:8786", results_dir=tmp_path, cache_dir=tmp_path))
 
 
 def test_unreachable_scheduler_is_a_benchmark_error(cache, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from benchmark.evaluation.metrics import filled_rate_error
 from benchmark.evaluation.scoring import item_key
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 
 
@@ -26,8 +27,8 @@ def test_mesa_rows_get_the_filled_mae_and_verdicts_use_it(tmp_path):
     from benchmark.suites.mesa import _load_rates
 
     results, cache = tmp_path / "r", tmp_path / "c"
-    run_suite("mesa", profile="tiny", method_names=["median_rate", "ppg_riiv", "ppg_smart_fusion"], seeds=[0],
-              results_dir=results, cache_dir=cache, progress=False, signals=("PPG",))
+    run_suite("mesa", RunConfig(profile="tiny", method_names=["median_rate", "ppg_riiv", "ppg_smart_fusion"], seeds=[0],
+              results_dir=results, cache_dir=cache, progress=False, signals=("PPG",)))
     root = results / "mesa" / "tiny"
     suite = get_suite("mesa")
     handle = suite.prepare("tiny", SuiteOptions(cache_dir=cache, signals=("PPG",), progress=False))
@@ -78,8 +79,8 @@ def test_meae_gets_quality_gated_rows_on_mesa(tmp_path):
     import json
 
     results = tmp_path / "r"
-    run_suite("mesa", profile="tiny", method_names=["meae"], seeds=[0], results_dir=results,
-              cache_dir=tmp_path / "c", progress=False, signals=("PPG",))
+    run_suite("mesa", RunConfig(profile="tiny", method_names=["meae"], seeds=[0], results_dir=results,
+              cache_dir=tmp_path / "c", progress=False, signals=("PPG",)))
     record = json.loads((results / "mesa" / "tiny" / "cells" / "meae__seed0.json").read_text())
     gate = record["details"]["inputs"]["PPG"]["quality_gate"]
     assert gate and all(0.0 <= g["band_share_threshold"] <= 1.0 for g in gate.values())

@@ -16,6 +16,7 @@ import pytest
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.evaluation.metrics import get_metric
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from benchmark.suites import SuiteOptions, get_suite
 from datasets.images import (
@@ -167,8 +168,8 @@ def test_split_by_source_image(where, full_dir):
 # ------------------------------------------------------------------ the suite
 def test_tiny_run_end_to_end(tmp_path):
     summary = run_suite(
-        "images", profile="tiny", method_names=["mixture", "unet"], seeds=[0],
-        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False,
+        "images", RunConfig(profile="tiny", method_names=["mixture", "unet"], seeds=[0],
+        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False)
     )
     assert not summary.failed and sorted(summary.ran) == ["mixture__seed0", "unet__seed0"]
     out = tmp_path / "results" / "images" / "tiny"
@@ -206,8 +207,8 @@ def test_tiny_run_end_to_end(tmp_path):
 
 def test_full_data_gives_both_tasks_and_their_tables(tmp_path, full_dir):
     summary = run_suite(
-        "images", profile="tiny", method_names=["mixture"], seeds=[0], results_dir=tmp_path / "results",
-        cache_dir=tmp_path / "cache", progress=False, data_dir=full_dir,
+        "images", RunConfig(profile="tiny", method_names=["mixture"], seeds=[0], results_dir=tmp_path / "results",
+        cache_dir=tmp_path / "cache", progress=False, data_dir=full_dir)
     )
     assert not summary.failed
     out = tmp_path / "results" / "images" / "tiny"

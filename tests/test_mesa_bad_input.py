@@ -17,6 +17,7 @@ import pytest
 from test_mesa_reader import write_edf  # the same EDF helper as the reader tests
 
 from benchmark.cli import main
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 
 SECONDS = 130  # two 61.44 s segments
@@ -52,8 +53,8 @@ def messy_folder(tmp_path_factory) -> Path:
 
 def test_messy_folder_runs_every_cell_and_splits_only_readable_recordings(messy_folder, tmp_path):
     summary = run_suite(
-        "mesa", profile="tiny", method_names=["mixture", "nk_ecg_rsp_vangent2019", "ppg_riav", "supervised_ae", "pca"],
-        seeds=[0], results_dir=tmp_path / "r", cache_dir=tmp_path / "c", progress=False, data_dir=messy_folder,
+        "mesa", RunConfig(profile="tiny", method_names=["mixture", "nk_ecg_rsp_vangent2019", "ppg_riav", "supervised_ae", "pca"],
+        seeds=[0], results_dir=tmp_path / "r", cache_dir=tmp_path / "c", progress=False, data_dir=messy_folder)
     )
     assert summary.failed == [] and len(summary.ran) == 5
     manifest = json.loads((tmp_path / "r" / "mesa" / "tiny" / "manifest.json").read_text())

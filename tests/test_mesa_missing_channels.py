@@ -16,6 +16,7 @@ import pyedflib
 import pytest
 
 from benchmark.cli import main
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from datasets.synthetic_psg.config import CohortConfig
 from datasets.synthetic_psg.edf import write_cohort
@@ -53,10 +54,10 @@ def ekg_thor_folder(tmp_path_factory) -> Path:
 
 def test_ekg_thor_only_run_skips_with_reasons_and_chooses_on_the_belt(ekg_thor_folder, tmp_path):
     summary = run_suite(
-        "mesa", profile="tiny", method_names=["mixture", "meae", "ppg_riiv", "supervised_ae"], seeds=[0],
+        "mesa", RunConfig(profile="tiny", method_names=["mixture", "meae", "ppg_riiv", "supervised_ae"], seeds=[0],
         results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False,
         data_dir=ekg_thor_folder, signals=("ECG",), overrides={"meae": {"epochs": 30}},  # tiny's 6 find no rate
-    )
+    ))
     assert summary.failed == []
     reasons = {s["method"]: s["reason"] for s in summary.skipped}
     assert "designed for PPG input" in reasons["ppg_riiv"]

@@ -15,6 +15,7 @@ import pytest
 
 import datasets.public_recordings as public_recordings
 from benchmark.cli import main
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from datasets.public_recordings import (
     PUBLIC_SOURCES,
@@ -73,9 +74,9 @@ def test_missing_network_is_one_line_naming_the_package(tmp_path, monkeypatch, c
 
 def test_public_suite_has_own_and_sim_to_real_rows(tmp_path):
     summary = run_suite(
-        "mesa_public", profile="tiny", method_names=["mixture", "nk_ecg_rsp_vangent2019", "ppg_riav", "supervised_ae", "meae"],
+        "mesa_public", RunConfig(profile="tiny", method_names=["mixture", "nk_ecg_rsp_vangent2019", "ppg_riav", "supervised_ae", "meae"],
         seeds=[0], results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False,
-        overrides={"meae": {"epochs": 2}},
+        overrides={"meae": {"epochs": 2}})
     )
     assert summary.failed == [] and len(summary.ran) == 5
     board = pd.read_csv(tmp_path / "results" / "mesa_public" / "tiny" / "leaderboard.csv")
@@ -90,8 +91,8 @@ def test_public_suite_has_own_and_sim_to_real_rows(tmp_path):
     markdown = (tmp_path / "results" / "mesa_public" / "tiny" / "leaderboard.md").read_text()
     assert "PUBLIC REAL RECORDINGS, 2 subjects" in markdown and "sim-to-real" in markdown
     # The sim-to-real model is the synthetic suite's checkpoint: that suite reloads it.
-    again = run_suite("mesa", profile="tiny", method_names=["meae"], seeds=[0], results_dir=tmp_path / "results",
-                      cache_dir=tmp_path / "cache", progress=False, overrides={"meae": {"epochs": 2}})
+    again = run_suite("mesa", RunConfig(profile="tiny", method_names=["meae"], seeds=[0], results_dir=tmp_path / "results",
+                      cache_dir=tmp_path / "cache", progress=False, overrides={"meae": {"epochs": 2}}))
     record = pd.read_json(tmp_path / "results" / "mesa" / "tiny" / "cells" / f"{again.ran[0]}.json", typ="series")
     assert all(info["reloaded_model"] for info in record["details"]["inputs"].values())
 

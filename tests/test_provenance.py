@@ -9,6 +9,7 @@ import pandas as pd
 
 from benchmark.core.environment import package_versions
 from benchmark.core.provenance import NOT_RECORDED, stale_reasons
+from benchmark.run.config import RunConfig
 from benchmark.run.planning import plan_cells
 from benchmark.run.runner import run_suite
 from methods.meae import MEAE
@@ -16,8 +17,8 @@ from methods.meae import MEAE
 
 def _run(tmp_path, **kwargs):
     return run_suite(
-        "triangles", profile="tiny", method_names=["mixture", "meae"], seeds=[0], device="cpu", progress=False,
-        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", **kwargs,
+        "triangles", RunConfig(profile="tiny", method_names=["mixture", "meae"], seeds=[0], device="cpu", progress=False,
+        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", **kwargs)
     )
 
 

@@ -17,6 +17,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.evaluation.metrics import mse, ssim
 from benchmark.report.leaderboard import LEADERBOARD_COLUMNS
 from benchmark.run import runner
+from benchmark.run.config import RunConfig
 from benchmark.run.fitting import Fitter
 from benchmark.run.planning import parse_overrides, plan_cells
 from benchmark.run.runner import run_suite
@@ -34,7 +35,7 @@ CELLS = {"mixture__seed0", "meae__seed0"}
 def _run(results_dir: Path, cache_dir: Path, **kwargs) -> runner.RunSummary:
     options = dict(profile="tiny", method_names=METHODS, seeds=[0], device="cpu", progress=False)
     options.update(kwargs)
-    return run_suite("triangles", results_dir=results_dir, cache_dir=cache_dir, **options)
+    return run_suite("triangles", RunConfig(results_dir=results_dir, cache_dir=cache_dir, **options))
 
 
 def _root(results_dir: Path) -> Path:
@@ -452,8 +453,8 @@ def test_cli_list(cli_results):
 
 
 def test_rebuild_only_runs_nothing(tmp_path, cache_dir):
-    summary = run_suite("triangles", profile="tiny", method_names=["mixture"], seeds=[0],
-                        results_dir=tmp_path, cache_dir=cache_dir, progress=False, rebuild_only=True)
+    summary = run_suite("triangles", RunConfig(profile="tiny", method_names=["mixture"], seeds=[0],
+                        results_dir=tmp_path, cache_dir=cache_dir, progress=False, rebuild_only=True))
     assert summary.ran == [] and summary.reused == []
     assert not list((tmp_path / "triangles" / "tiny").glob("cells/*.json"))
     assert (tmp_path / "triangles" / "tiny" / "leaderboard.csv").exists()

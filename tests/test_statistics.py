@@ -149,11 +149,12 @@ def test_intervals_only_for_rows_whose_every_seed_has_items():
 # -------------------------------------------------------------------------- verify
 def test_verify_recomputes_and_catches_a_tampered_value(tmp_path):
     from benchmark.cli import main
+    from benchmark.run.config import RunConfig
     from benchmark.run.runner import run_suite
 
     results, cache = tmp_path / "results", tmp_path / "cache"
-    run_suite("sines", profile="tiny", method_names=["pca", "mixture"], seeds=[0], results_dir=results,
-              cache_dir=cache, progress=False)
+    run_suite("sines", RunConfig(profile="tiny", method_names=["pca", "mixture"], seeds=[0], results_dir=results,
+              cache_dir=cache, progress=False))
     args = ["--suite", "sines", "--profile", "tiny", "--verify", "2", "--results-dir", str(results),
             "--cache-dir", str(cache), "--no-progress"]
     assert main(args) == 0

@@ -17,6 +17,7 @@ import pytest
 import benchmark.suites as suite_package
 from benchmark.core.profiles import PROFILES
 from benchmark.evaluation.metrics import get_metric, metrics
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from benchmark.suites import suites
 
@@ -45,8 +46,8 @@ def test_suite_declarations(name):
 def test_suite_runs_tiny_end_to_end_and_shows_every_metric(name, tmp_path):
     suite = SUITES[name]
     summary = run_suite(
-        name, profile="tiny", method_names=["mixture"], seeds=[0], results_dir=tmp_path / "results",
-        cache_dir=tmp_path / "cache", progress=False, signals=("ECG",),
+        name, RunConfig(profile="tiny", method_names=["mixture"], seeds=[0], results_dir=tmp_path / "results",
+        cache_dir=tmp_path / "cache", progress=False, signals=("ECG",))
     )
     assert not summary.failed and summary.ran == ["mixture__seed0"]
     out = tmp_path / "results" / name / "tiny"

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from benchmark import cli
+from benchmark.run.config import RunConfig
 from benchmark.run.planning import CellSpec
 from benchmark.run.runner import run_suite
 from methods.nn import time_budget
@@ -114,9 +115,9 @@ def test_time_limit_is_part_of_the_cell_identity():
 
 def test_runner_records_and_marks_cells_cut_by_the_time_limit(tmp_path):
     summary = run_suite(
-        "triangles", profile="tiny", method_names=["mixture", "meae"], seeds=[0], device="cpu",
+        "triangles", RunConfig(profile="tiny", method_names=["mixture", "meae"], seeds=[0], device="cpu",
         progress=False, results_dir=tmp_path / "results", cache_dir=tmp_path / "cache",
-        overrides={"meae": {"epochs": 10_000}}, time_limit=1.0,
+        overrides={"meae": {"epochs": 10_000}}, time_limit=1.0)
     )
     assert not summary.failed
     root = tmp_path / "results" / "triangles" / "tiny"
@@ -141,8 +142,8 @@ def test_runner_records_and_marks_cells_cut_by_the_time_limit(tmp_path):
 
 def test_cells_not_started_before_the_run_deadline_are_skipped_with_the_reason(tmp_path):
     summary = run_suite(
-        "triangles", profile="tiny", method_names=["mixture"], seeds=[0], device="cpu", progress=False,
-        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", run_deadline=time.time() - 1,
+        "triangles", RunConfig(profile="tiny", method_names=["mixture"], seeds=[0], device="cpu", progress=False,
+        results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", run_deadline=time.time() - 1)
     )
     assert summary.ran == [] and summary.failed == []
     assert [s["reason"] for s in summary.skipped] == ["the run's --total-time-limit was reached before this cell started"]

@@ -10,6 +10,7 @@ import methods
 from benchmark.evaluation.comparisons import add_intervals
 from benchmark.evaluation.statistics import MIN_GROUPS, holm, two_level_interval
 from benchmark.evaluation.verdicts import best_trivial, row_kind, verdicts
+from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from methods.base import _REGISTRY, register
 from methods.trivial import ScaledMixture
@@ -152,8 +153,8 @@ def scaled_mixture_method():
 @pytest.mark.parametrize("suite", ["sines", "triangles", "images", "mesa"])
 def test_the_mixture_times_a_small_constant_never_separates(tmp_path, suite, scaled_mixture_method):
     trivial = ["mixture", "median_rate"] if suite == "mesa" else ["mixture", "zeros", "half_mixture"]
-    run_suite(suite, profile="tiny", method_names=[*trivial, scaled_mixture_method], seeds=[0],
-              results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False, signals=("ECG",))
+    run_suite(suite, RunConfig(profile="tiny", method_names=[*trivial, scaled_mixture_method], seeds=[0],
+              results_dir=tmp_path / "results", cache_dir=tmp_path / "cache", progress=False, signals=("ECG",)))
     board = pd.read_csv(tmp_path / "results" / suite / "tiny" / "leaderboard.csv", keep_default_na=False)
     mine = board[board["method"] == scaled_mixture_method]
     assert set(mine["kind"]) == {"method"}
@@ -201,8 +202,8 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
     from benchmark.suites import SuiteOptions, get_suite
 
     results, cache = tmp_path / "r", tmp_path / "c"
-    run_suite("mesa", profile="tiny", method_names=["mixture", "ppg_riiv"], seeds=[0], results_dir=results,
-              cache_dir=cache, progress=False, signals=("PPG",))
+    run_suite("mesa", RunConfig(profile="tiny", method_names=["mixture", "ppg_riiv"], seeds=[0], results_dir=results,
+              cache_dir=cache, progress=False, signals=("PPG",)))
     root = results / "mesa" / "tiny"
     manifest = json.loads((root / "manifest.json").read_text())
     recordings = manifest["data"]["summary"]["splits"]["test"]["recordings"]

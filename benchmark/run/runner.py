@@ -16,7 +16,6 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -26,6 +25,7 @@ from benchmark.core.errors import BenchmarkError, CellSkipped
 from benchmark.core.provenance import cell_provenance, stale_reasons
 from benchmark.core.store import ResultStore
 from benchmark.report.reporting import RunSummary, rebuild_outputs, training_budget
+from benchmark.run.config import RunConfig
 from benchmark.run.executors import check_backend, failed_record, open_executor
 from benchmark.run.fitting import Fitter
 from benchmark.run.planning import CellSpec, plan_cells, resolve_methods
@@ -99,54 +99,45 @@ def _shared_model_dir(suite, spec: CellSpec, handle: DataHandle, cache_dir: str)
     return Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"
 
 
-def run_suite(
-    suite_name: str, *, profile: str = "quick", method_names: list[str] | None = None,
-    seeds: list[int] = (0,), device: str = "auto", jobs: int = 1, results_dir: str | Path = "results",
-    cache_dir: str | Path | None = None, overrides: dict[str, dict[str, Any]] | None = None,
-    force: bool = False, rebuild_only: bool = False, progress: bool = True, data_dir: str | Path | None = None,
-    max_recordings: int | None = None, signals: tuple[str, ...] = ("ECG", "PPG"), command: str = "",
-    backend: str = "joblib", scheduler: str | None = None, time_limit: float | None = None,
-    run_deadline: float | None = None, data_jobs: int | None = None, recompute_stale: bool = False,
-) -> RunSummary:
+def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
     """Run every planned cell of one suite that is not already finished, then rebuild its outputs.
 
-    With ``rebuild_only`` nothing is run: the outputs are rebuilt from the finished cells.
-    ``backend="joblib"`` runs ``jobs`` cells at once in processes on this machine;
-    ``backend="dask"`` runs them on a Dask cluster, a local one of ``jobs`` workers or the one
-    whose scheduler address is ``scheduler`` (see :func:`benchmark.run.executors.open_executor`).
-    Either way this process writes each result as it arrives.
+    ``config`` (:class:`benchmark.run.config.RunConfig`, default: its defaults) says what to run
+    and how. With ``config.rebuild_only`` nothing is run: the outputs are rebuilt from the
+    finished cells. ``backend="joblib"`` runs ``jobs`` cells at once in processes on this
+    machine; ``backend="dask"`` runs them on a Dask cluster, a local one of ``jobs`` workers or
+    the one whose scheduler address is ``scheduler`` (see
+    :func:`benchmark.run.executors.open_executor`). Either way this process writes each result
+    as it arrives.
 
     ``time_limit`` caps each cell's training time (seconds; part of the cell's identity);
-    ``run_deadline`` (a ``time.time()`` value, from ``--total-time-limit``) caps the whole
-    run: a cell started late trains for what is left, and cells not started by then are
-    skipped with that reason.
-    ``data_jobs`` sets the workers of data preparation (default ``jobs``).
-    A reused cell whose recorded package versions differ from the installed ones (or that
-    predates provenance) is *stale*: the run warns and the leaderboard marks it;
-    ``recompute_stale`` recomputes exactly those cells.
+    ``run_deadline`` caps the whole run: a cell started late trains for what is left, and cells
+    not started by then are skipped with that reason. A reused cell whose recorded package
+    versions differ from the installed ones (or that predates provenance) is *stale*: the run
+    warns and the leaderboard marks it; ``recompute_stale`` recomputes exactly those cells.
     """
+    config = config if config is not None else RunConfig()
     start = time.time()
-    if time_limit is not None and time_limit <= 0:
-        raise BenchmarkError(f"--time-limit must be a positive number of seconds, got {time_limit}")
+    profile, method_names = config.profile, config.method_names
     suite = get_suite(suite_name)
-    check_backend(backend, scheduler)
-    remote = scheduler is not None
+    check_backend(config.backend, config.scheduler)
+    remote = config.scheduler is not None
     # Remote GPU workers need not match this machine: "cuda" is only checked on the workers.
-    device = "cuda" if remote and device.startswith("cuda") else resolve_device(device)
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    store = ResultStore(Path(results_dir) / suite_name / profile)
-    if method_names is not None and not method_names:
-        raise BenchmarkError("--methods is empty (give method names or 'all')")
+    device = "cuda" if remote and config.device.startswith("cuda") else resolve_device(config.device)
+    cache_dir = Path(config.cache_dir) if config.cache_dir is not None else default_cache_dir()
+    store = ResultStore(Path(config.results_dir) / suite_name / profile)
     names, skipped = resolve_methods(suite_name, method_names, device)
     if method_names and method_names != ["all"] and not names:
         raise BenchmarkError(f"no requested method applies to suite '{suite_name}': " + "; ".join(s["reason"] for s in skipped))
-    cells = plan_cells(suite_name, profile, names, list(seeds), overrides or {}, time_limit)
+    cells = plan_cells(suite_name, profile, names, list(config.seeds), config.overrides, config.time_limit)
 
     options = SuiteOptions(
-        cache_dir=cache_dir, data_dir=Path(data_dir) if data_dir else None,
-        max_recordings=max_recordings, signals=tuple(signals), n_jobs=max(1, data_jobs or jobs), progress=progress,
+        cache_dir=cache_dir, data_dir=Path(config.data_dir) if config.data_dir else None,
+        max_recordings=config.max_recordings, signals=tuple(config.signals),
+        n_jobs=max(1, config.data_jobs or config.jobs), progress=config.progress,
     )
     handle = suite.prepare(profile, options)
+    force = config.force
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
     current = package_versions()
@@ -156,25 +147,25 @@ def run_suite(
         reasons = stale_reasons(store.load_cell(cell.cell_id) or {}, current)
         if reasons:
             summary.stale[cell.cell_id] = reasons
-    _warn_stale(suite_name, summary.stale, recompute_stale)
-    if recompute_stale:
+    _warn_stale(suite_name, summary.stale, config.recompute_stale)
+    if config.recompute_stale:
         unfinished += [c for c in cells if c.cell_id in summary.stale and c not in unfinished]
-    todo = [] if rebuild_only else unfinished
+    todo = [] if config.rebuild_only else unfinished
     summary.reused = [c.cell_id for c in cells if c not in unfinished]
     explicit = bool(method_names) and method_names != ["all"]
     for item in skipped:  # asked-for methods that cannot run deserve a warning; with "all" the reasons go to the manifest
         log.log(logging.WARNING if explicit else logging.DEBUG, "skipping %s on %s: %s", item["method"], suite_name, item["reason"])
 
-    summary.execution = {"backend": backend, "scheduler": scheduler, "workers": 0}
+    summary.execution = {"backend": config.backend, "scheduler": config.scheduler, "workers": 0}
     if todo:
         task = functools.partial(
-            execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=run_deadline,
-            force_cells=frozenset(summary.stale) if recompute_stale else frozenset(),
+            execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=config.run_deadline,
+            force_cells=frozenset(summary.stale) if config.recompute_stale else frozenset(),
         )
-        with open_executor(backend, device, jobs, scheduler) as executor:
+        with open_executor(config.backend, device, config.jobs, config.scheduler) as executor:
             summary.execution = executor.describe()
-            bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not progress)
-            for record, arrays in executor.run(task, todo, progress):
+            bar = tqdm(total=len(todo), desc=f"{suite_name}/{profile} cells", disable=not config.progress)
+            for record, arrays in executor.run(task, todo, config.progress):
                 bar.update(1)
                 if record["status"] == "skipped":
                     log.warning("cell %s not run: %s", record["cell_id"], record["reason"])
@@ -188,7 +179,7 @@ def run_suite(
                 summary.ran.append(record["cell_id"])
         bar.close()
     summary.seconds = time.time() - start
-    rebuild_outputs(suite_name, profile, store, handle, cells, summary, device, command)
+    rebuild_outputs(suite_name, profile, store, handle, cells, summary, device, config.command)
     return summary
 
 

@@ -307,7 +307,7 @@ class Suite(ABC):
         paired by group), or ``None`` when test items are independent (the default)."""
         return None
 
-    def derive_scores(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle) -> None:
+    def derive_scores(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle) -> None:  # noqa: B027 - optional hook
         """Add, in place, score rows and per-item values that reports derive from stored per-item
         values and the data (none by default)."""
 
