@@ -52,21 +52,16 @@ VERDICT_COLUMNS = [
 ]
 
 
-def row_kind(label: str, source: str, method_kind: str | None) -> str:
-    """The kind of one leaderboard row (see the module docstring)."""
+def row_kind(variant: str, source: str, method_kind: str | None) -> str:
+    """The kind of one leaderboard row (see the module docstring), from its fields: the score
+    row's ``variant`` (``"PIT oracle"``, ``"quality-gated"``, ...), the row's ``source``
+    (``"measured"`` or a publication) and the ``Method.kind`` of the method that produced it
+    (``None`` for rows no method produced)."""
     if source != "measured" or method_kind is None:
         return "reference"
-    if label.endswith(f"({ORACLE_VARIANT})"):
+    if variant == ORACLE_VARIANT:
         return "oracle"
     return "trivial" if method_kind == "trivial" else "method"
-
-
-def row_kinds(board: pd.DataFrame, method_of: dict[str, str], kind_of: Callable[[str], str | None]) -> list[str]:
-    """The kind of every row of ``board`` (``method_of`` maps row labels to method names)."""
-    return [
-        row_kind(label, source, kind_of(method_of[label]) if label in method_of else None)
-        for label, source in zip(board["method"], board["source"], strict=True)
-    ]
 
 
 def validation_scores(records: list[dict[str, Any]], row_label: Callable[[dict, dict], str]) -> dict[RowKey, float]:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.evaluation.metrics import get_metric
+from benchmark.evaluation.verdicts import row_kind
 
 LEADERBOARD_COLUMNS = [
     "suite", "method", "input", "target", "metric", "mean", "std", "n_seeds", "source", "time_limited", "stale",
@@ -68,11 +69,12 @@ def runs_frame(records: list[dict[str, Any]], stale: dict[str, list[str]] | None
             rows.append({
                 "suite": record["suite"], "profile": record["profile"], "method": record["method"],
                 "label": record["label"] + (f" ({variant})" if variant else ""), "seed": record["seed"], **score,
+                "kind": row_kind(variant, "measured", record.get("method_kind")),
                 "fit_seconds": record["timings"].get("fit", np.nan), "device": record["device"],
                 "cell_id": record["cell_id"], **budget_columns(record),
                 "stale": "; ".join(stale.get(record["cell_id"], [])),
             })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, "kind"])
 
 
 def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -94,11 +96,12 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
         groups = dict(list(grouped))
         rows = [groups[tuple(row)] for row in measured[keys].itertuples(index=False)]
         measured["time_limited"] = [_time_limit_note(group) for group in rows]
+        measured["kind"] = [group["kind"].iloc[0] for group in rows] if "kind" in runs.columns else np.nan
         measured["stale"] = [_stale_note(group) for group in rows]
         measured = measured.rename(columns={"label": "method"})
         measured["source"] = "measured"
-    reference = pd.DataFrame(reference_rows, columns=LEADERBOARD_COLUMNS)
-    from_data = pd.DataFrame(data_rows or [], columns=LEADERBOARD_COLUMNS)
+    reference = pd.DataFrame(reference_rows, columns=LEADERBOARD_COLUMNS).assign(kind="reference")
+    from_data = pd.DataFrame(data_rows or [], columns=LEADERBOARD_COLUMNS).assign(kind="reference")
     frames = [f for f in (measured, from_data, reference) if not f.empty]
     table = pd.concat(frames, ignore_index=True) if frames else measured
     return table.reindex(columns=LEADERBOARD_COLUMNS)

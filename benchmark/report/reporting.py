@@ -24,7 +24,6 @@ from benchmark.evaluation.comparisons import (
 )
 from benchmark.evaluation.scoring import derive_per_group
 from benchmark.evaluation.verdicts import (
-    row_kinds,
     separates_column,
     validation_scores,
     verdicts,
@@ -82,13 +81,15 @@ def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> Sco
     def groups_for(input_name: str):  # asked once per row and comparison: read once per input
         return suite.item_groups(handle, input_name, records, arrays)
 
+    for record in records:  # cells written before the record carried what its method declares
+        if "method_kind" not in record or "supervised" not in record:
+            record.update(_declared(record["method"]))
     derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
     suite.derive_scores(records, arrays, handle)
     runs = lb.runs_frame(records, stale)
     board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
     items, labels = collect_items(records, arrays)
-    kinds = pd.Series(row_kinds(board, labels, _method_kind), index=board.index)
-    board["kind"] = kinds
+    kinds = board["kind"]
     return ScoredBoard(board, kinds, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,
                        groups_for)
 
@@ -104,10 +105,12 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     board["separates"] = separates_column(board, found)
     board["converged"] = convergence_column(board, records)
     headline_metrics = suite.headline_metrics or suite.metrics
+    blind = {r["method"]: not r["supervised"] for r in records}
     comparisons = paired_comparisons(
-        board, kinds, items, labels, valid, suite_name, headline_metrics, groups_for, _is_blind, suite.pairing_unit,
+        board, kinds, items, labels, valid, suite_name, headline_metrics, groups_for,
+        lambda method: blind.get(method, False), suite.pairing_unit,
     )
-    atomic_write_text(store.root / "runs.csv", runs.to_csv(index=False))
+    atomic_write_text(store.root / "runs.csv", runs[lb.RUN_COLUMNS].to_csv(index=False))
     atomic_write_text(store.root / "leaderboard.csv", board[lb.LEADERBOARD_COLUMNS].to_csv(index=False))
     atomic_write_text(store.root / "comparisons.csv", comparisons.to_csv(index=False))
     atomic_write_text(store.root / "verdicts.csv", tests.to_csv(index=False))
@@ -118,7 +121,7 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     verdict_metric = next((m for m in suite.verdict_metrics if m in headline_metrics), headline_metrics[0])
     markdown = (
         suite.render_markdown(board, manifest)
-        + verdicts_markdown(found, lambda label: _is_blind(labels.get(label, "")), tuple(suite.metrics))
+        + verdicts_markdown(found, lambda label: blind.get(labels.get(label, ""), False), tuple(suite.metrics))
         + comparisons_markdown(comparisons, verdict_metric, suite.pairing_unit)
     )
     atomic_write_text(store.root / "leaderboard.md", markdown)
@@ -129,12 +132,14 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
             log.error("figures for %s failed: %s", suite_name, error)
 
 
-def _method_kind(method_name: str) -> str | None:
-    """``Method.kind`` of a registered method (``None`` for unknown names)."""
+def _declared(method_name: str) -> dict[str, Any]:
+    """``method_kind`` and ``supervised`` of a registered method, for cells written before their
+    records carried them (``None`` and ``False`` for unknown names)."""
     try:
-        return methods.get(method_name).kind
+        cls = methods.get(method_name)
     except KeyError:
-        return None
+        return {"method_kind": None, "supervised": False}
+    return {"method_kind": cls.kind, "supervised": cls.supervised}
 
 
 def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:
@@ -158,12 +163,6 @@ def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> li
     return column
 
 
-def _is_blind(method_name: str) -> bool:
-    """Whether a registered method is blind (unknown names count as not blind)."""
-    try:
-        return not methods.get(method_name).supervised
-    except KeyError:
-        return False
 
 
 def build_manifest(suite_name: str, profile: str, records: list[dict], handle: DataHandle, summary: RunSummary, device: str, command: str) -> dict[str, Any]:

@@ -78,6 +78,7 @@ def execute_cell(
     record = {
         "status": "finished", "suite": spec.suite, "profile": spec.profile, "method": spec.method,
         "label": spec.label, "seed": spec.seed, "cell_id": spec.cell_id,
+        "method_kind": cls.kind, "supervised": cls.supervised,
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
         "scores": outcome.scores, "details": outcome.details,

@@ -353,7 +353,7 @@ class Suite(ABC):
 
     def tables(self, leaderboard: pd.DataFrame, columns: list[ColumnSpec]) -> str:
         """The main table, then the per-item oracle rows (if any) in a table of their own."""
-        oracle = leaderboard["method"].astype(str).str.endswith(f"({ORACLE_VARIANT})")
+        oracle = leaderboard["kind"] == "oracle"
         text = markdown_table(leaderboard[~oracle], columns)
         if oracle.any():
             text += (
