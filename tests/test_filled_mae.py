@@ -95,3 +95,39 @@ def test_meae_gets_quality_gated_rows_on_mesa(tmp_path):
     board = pd.read_csv(results / "mesa" / "tiny" / "leaderboard.csv", keep_default_na=False)
     gated = board[board["method"].str.contains("quality-gated") & (board["metric"] == "mae_bpm_filled")]
     assert len(gated) >= 2
+
+
+def test_report_data_round_trips_exactly(tmp_path):
+    from benchmark.core.report_data import ReportData
+    from benchmark.core.store import ResultStore
+
+    rates = np.array([12.0, np.nan, 1 / 3, 17.25])
+    data = ReportData({"test_groups": np.array(["a", "b", "b", "c"]), "fill_rate__ECG": np.asarray(14.126865976274553),
+                       "test_reference__ECG__thoracic": rates}, [{"method": "belt", "mean": 0.1, "std": np.nan}])
+    store = ResultStore(tmp_path)
+    store.save_report_data("key", data)
+    back = store.load_report_data("key")
+    assert back.arrays["test_groups"].tolist() == ["a", "b", "b", "c"]
+    assert float(back.arrays["fill_rate__ECG"]) == 14.126865976274553 and back.arrays["fill_rate__ECG"].shape == ()
+    np.testing.assert_array_equal(back.arrays["test_reference__ECG__thoracic"], rates)  # NaN where NaN, bits equal
+    assert back.rows[0]["mean"] == 0.1 and np.isnan(back.rows[0]["std"])
+    assert store.load_report_data("other").is_empty()
+
+
+def test_filled_rate_scores_from_report_data():
+    from benchmark.core.report_data import ReportData
+    from benchmark.evaluation.scoring import derive_filled_rate_scores
+
+    differences = np.array([1.0, np.nan, -2.0], dtype=np.float32)  # the second segment abstains
+    reference = np.array([10.0, 20.0, 15.0])
+    record = {"cell_id": "c", "scores": [{"input": "PPG", "target": "thoracic", "metric": "bias_bpm", "value": 0.0}]}
+    arrays = {"c": {"items__PPG__thoracic__bias_bpm": differences}}
+    data = ReportData({"fill_rate__PPG": np.asarray(14.0), "test_reference__PPG__thoracic": reference})
+    derive_filled_rate_scores([record], arrays, data)
+    filled = [s for s in record["scores"] if s["metric"] == "mae_bpm_filled"]
+    assert len(filled) == 1 and filled[0]["value"] == pytest.approx((1.0 + 6.0 + 2.0) / 3)
+    np.testing.assert_allclose(arrays["c"]["items__PPG__thoracic__mae_bpm_filled"], [1.0, 6.0, 2.0])
+
+    no_fill = {"cell_id": "c", "scores": [dict(record["scores"][0])]}
+    derive_filled_rate_scores([no_fill], arrays, ReportData({"test_reference__PPG__thoracic": reference}))
+    assert [s["metric"] for s in no_fill["scores"]] == ["bias_bpm"]  # no fill rate declared: no filled row

@@ -200,6 +200,7 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
     import json
 
     from benchmark.core.store import ResultStore
+    from benchmark.evaluation.scoring import item_groups
     from benchmark.suites import SuiteOptions, get_suite
 
     results, cache = tmp_path / "r", tmp_path / "c"
@@ -213,7 +214,9 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
     store = ResultStore(root)
     records = list(store.records())
     arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
-    groups = suite.item_groups(handle, "PPG", records, arrays)
+    data = store.load_report_data(handle.key)  # kept by the run: the report reopens no data
+    assert data.rows and "fill_rate__PPG" in data.arrays
+    groups = item_groups(data, "PPG", arrays)
     n_items = len(arrays["ppg_riiv__seed0"]["items__PPG__thoracic__mae_bpm"])
     assert groups is not None and len(groups) == n_items and set(groups) == set(recordings)
     board = pd.read_csv(root / "leaderboard.csv", keep_default_na=False)

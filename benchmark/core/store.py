@@ -4,6 +4,7 @@ Layout under ``results/<suite>/<profile>/``::
 
     cells/<cell_id>.json   # metrics, assignment, timings, params of one cell
     cells/<cell_id>.npz    # arrays for figures (example estimates, weights)
+    data/<data_key>.json   # what reports need from the data (benchmark.core.report_data)
     runs.csv, leaderboard.csv, leaderboard.md, manifest.json, figures/
 
 A cell file exists only once the cell finished, so a rerun skips exactly the
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.core.report_data import ReportData
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -85,6 +88,7 @@ class ResultStore:
         self.root = Path(root)
         self.cells_dir = self.root / "cells"
         self.figures_dir = self.root / "figures"
+        self.data_dir = self.root / "data"
 
     def cell_path(self, cell_id: str) -> Path:
         """JSON record of a cell."""
@@ -120,6 +124,21 @@ class ResultStore:
             return {}
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+
+    def report_data_path(self, data_key: str) -> Path:
+        """What reports need from the data ``data_key`` names."""
+        return self.data_dir / f"{data_key}.json"
+
+    def save_report_data(self, data_key: str, data: ReportData) -> None:
+        """Keep what reports need from the data (rewritten only when it changed)."""
+        path, text = self.report_data_path(data_key), data.to_json()
+        if not path.exists() or path.read_text() != text:
+            atomic_write_text(path, text)
+
+    def load_report_data(self, data_key: str) -> ReportData:
+        """What :meth:`save_report_data` kept, or an empty :class:`ReportData`."""
+        path = self.report_data_path(data_key)
+        return ReportData.from_json(path.read_text()) if path.exists() else ReportData()
 
     def records(self) -> Iterator[dict]:
         """Every finished cell record, in file-name order."""

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.core.report_data import TEST_GROUPS, ReportData, fill_rate_key, reference_key
 from benchmark.evaluation.assignment import Assignment
-from benchmark.evaluation.metrics import get_metric, si_sdr
+from benchmark.evaluation.metrics import filled_rate_error, get_metric, si_sdr
 from benchmark.evaluation.statistics import group_means
 
 
@@ -114,6 +115,41 @@ def derive_per_group(records: list[dict[str, Any]], arrays: dict[str, dict[str, 
             values = np.abs(group_means(np.asarray(cell[key], dtype=np.float64), groups))
             score["value"], score["n"] = get_metric(score["metric"]).summary(values)
             cell[item_key(score["input"], score["target"], score["metric"], variant)] = values.astype(np.float32)
+
+
+def item_groups(data: ReportData, input_name: str, arrays: dict[str, dict[str, np.ndarray]]) -> np.ndarray | None:
+    """The group of each scored test item of ``input_name`` (items are test rows, stored by the cells
+    as ``<input>__test_rows``), or ``None`` where the data declares no groups or no cell stores rows."""
+    groups = data.arrays.get(TEST_GROUPS)
+    rows = next((cell[f"{input_name}__test_rows"] for cell in arrays.values() if f"{input_name}__test_rows" in cell), None)
+    if groups is None or rows is None:
+        return None
+    return np.asarray(groups)[np.asarray(rows)]
+
+
+def derive_filled_rate_scores(records: list[dict[str, Any]], arrays: dict[str, dict[str, np.ndarray]],
+                              data: ReportData) -> None:
+    """Add, in place, the MAE with abstentions filled (``mae_bpm_filled``) of every rate row, from its
+    stored per-segment differences (``bias_bpm`` items), the test reference rates and the fill rate
+    the data declares (:mod:`benchmark.core.report_data`).
+
+    Rows whose items, reference rates or finite fill rate are missing, or whose items do not match
+    the reference rates in number, get none.
+    """
+    for record in records:
+        cell = arrays.get(record["cell_id"], {})
+        for score in [s for s in record["scores"] if s["metric"] == "bias_bpm"]:
+            input_name, target, variant = score["input"], score["target"], score.get("variant", "")
+            key = item_key(input_name, target, "bias_bpm", variant)
+            target_rates = data.arrays.get(reference_key(input_name, target))
+            fill = data.arrays.get(fill_rate_key(input_name))
+            if key not in cell or target_rates is None or fill is None:
+                continue
+            if len(target_rates) != len(cell[key]) or not np.isfinite(fill):
+                continue
+            values = filled_rate_error(cell[key], target_rates, float(fill))
+            record["scores"].append(score_row(input_name, target, "mae_bpm_filled", values, variant))
+            cell[item_key(input_name, target, "mae_bpm_filled", variant)] = values.astype(np.float32)
 
 
 DERIVED_METRICS = ("si_sdri",)

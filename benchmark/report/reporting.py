@@ -22,7 +22,11 @@ from benchmark.evaluation.comparisons import (
     paired_comparisons,
     row_label,
 )
-from benchmark.evaluation.scoring import derive_per_group
+from benchmark.evaluation.scoring import (
+    derive_filled_rate_scores,
+    derive_per_group,
+    item_groups,
+)
 from benchmark.evaluation.verdicts import (
     separates_column,
     validation_scores,
@@ -76,18 +80,19 @@ def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> Sco
     current = package_versions()
     stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
     arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
+    data = store.load_report_data(handle.key)
 
     @functools.cache
-    def groups_for(input_name: str):  # asked once per row and comparison: read once per input
-        return suite.item_groups(handle, input_name, records, arrays)
+    def groups_for(input_name: str):  # asked once per row and comparison: found once per input
+        return item_groups(data, input_name, arrays)
 
     for record in records:  # cells written before the record carried what its method declares
         if "method_kind" not in record or "supervised" not in record:
             record.update(_declared(record["method"]))
     derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
-    suite.derive_scores(records, arrays, handle)
+    derive_filled_rate_scores(records, arrays, data)
     runs = lb.runs_frame(records, stale)
-    board = lb.aggregate(runs, suite.reference_rows(), suite.data_rows(handle))
+    board = lb.aggregate(runs, suite.reference_rows(), data.rows)
     items, labels = collect_items(records, arrays)
     kinds = board["kind"]
     return ScoredBoard(board, kinds, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,

@@ -138,6 +138,9 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
         n_jobs=max(1, config.data_jobs or config.jobs), progress=config.progress,
     )
     handle = suite.prepare(profile, options)
+    report_data = suite.report_data(handle)
+    if not report_data.is_empty():
+        store.save_report_data(handle.key, report_data)
     force = config.force
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)

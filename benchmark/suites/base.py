@@ -19,6 +19,7 @@ import pandas as pd
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.profiles import PROFILES
+from benchmark.core.report_data import ReportData
 from benchmark.evaluation.assignment import assign_by_mse
 from benchmark.evaluation.metrics import get_metric
 from benchmark.evaluation.scoring import (
@@ -129,7 +130,7 @@ class Suite(ABC):
         shown in the markdown).
     pairing_unit : str
         What a bootstrap resample and a paired test treat as independent (``"test items"``;
-        MESA: ``"test recordings"``, see :meth:`item_groups`).
+        MESA: ``"test recordings"``, see :meth:`report_data`).
     estimate_range : tuple of float or None
         Range the default protocol clips candidates to before scoring (e.g. ``(0, 1)``, the
         SSIM data range); ``None`` scores them as they are.
@@ -300,20 +301,12 @@ class Suite(ABC):
         """Published values as tidy leaderboard rows (``source="paper"``); none by default."""
         return []
 
-    def item_groups(
-        self, handle: DataHandle, input_name: str, records: list[dict], arrays: dict[str, dict[str, np.ndarray]],
-    ) -> np.ndarray | None:
-        """A group label per test item of ``input_name`` where items are dependent (resampled and
-        paired by group), or ``None`` when test items are independent (the default)."""
-        return None
-
-    def derive_scores(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle) -> None:  # noqa: B027 - optional hook
-        """Add, in place, score rows and per-item values that reports derive from stored per-item
-        values and the data (none by default)."""
-
-    def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
-        """Measured rows that depend on the data alone (e.g. reference-vs-reference agreement)."""
-        return []
+    def report_data(self, handle: DataHandle) -> ReportData:
+        """What reports need from the data besides the cells (:mod:`benchmark.core.report_data`):
+        groups of dependent test items, fill and reference rates of rate suites, rows measured on
+        the data alone. The runner keeps it in the store, so reports never reopen data; none by
+        default (independent test items)."""
+        return ReportData()
 
     # --------------------------------------------------------- leaderboard
     def column_title(self, metric: str, target: str) -> str:

@@ -34,8 +34,9 @@ import pandas as pd
 import methods
 from benchmark.core.errors import CellSkipped
 from benchmark.core.keys import digest
+from benchmark.core.report_data import TEST_GROUPS, ReportData, fill_rate_key, reference_key
 from benchmark.core.store import atomic_save_npz
-from benchmark.evaluation.metrics import filled_rate_error, get_metric, rate_difference
+from benchmark.evaluation.metrics import get_metric, rate_difference
 from benchmark.evaluation.respiration import rates
 from benchmark.evaluation.scoring import item_key, score_metrics, score_row
 from benchmark.evaluation.source_choice import (
@@ -443,29 +444,25 @@ class MesaSuite(Suite):
                 return float(np.median(found))
         return float("nan")
 
-    def derive_scores(self, records, arrays, handle) -> None:
-        """The MAE with abstentions filled (``mae_bpm_filled``) of every row, from its stored
-        per-segment differences, the test references and :meth:`fill_rate`."""
+    def report_data(self, handle: DataHandle) -> ReportData:
+        """The recording of every test segment (segments of one recording are dependent), per input
+        the fill rate (:meth:`fill_rate`) and the reference rates of its scored test segments (for
+        the MAE with abstentions filled), and the agreement rows of the reference signals."""
         reference = _load_rates(handle.paths["reference_rates"])
         test = SegmentCache(handle.paths["segments"]).split("test")
-        fills: dict[str, float] = {}
-        for record in records:
-            cell = arrays.get(record["cell_id"], {})
-            for score in [s for s in record["scores"] if s["metric"] == "bias_bpm"]:
-                input_name, target, variant = score["input"], score["target"], score.get("variant", "")
-                key = item_key(input_name, target, "bias_bpm", variant)
-                if key not in cell or f"test__{target}" not in reference or input_name not in test:
-                    continue
-                target_rates = reference[f"test__{target}"][self._rows(test, input_name, False)]
-                if input_name not in fills:
-                    fills[input_name] = self.fill_rate(handle, input_name)
-                if len(target_rates) != len(cell[key]) or not np.isfinite(fills[input_name]):
-                    continue
-                values = filled_rate_error(cell[key], target_rates, fills[input_name])
-                record["scores"].append(score_row(input_name, target, "mae_bpm_filled", values, variant))
-                cell[item_key(input_name, target, "mae_bpm_filled", variant)] = values.astype(np.float32)
+        arrays = {TEST_GROUPS: np.asarray(test["recording"])}
+        for input_name in handle.info["signals"]:
+            if input_name not in test:
+                continue
+            arrays[fill_rate_key(input_name)] = np.asarray(self.fill_rate(handle, input_name))
+            rows = self._rows(test, input_name, False)
+            for name in reference:
+                split, _, target = name.partition("__")
+                if split == "test":
+                    arrays[reference_key(input_name, target)] = reference[name][rows]
+        return ReportData(arrays, self._agreement_rows(handle))
 
-    def data_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
+    def _agreement_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured agreement of the reference signals themselves (no method, no seed)."""
         reference = _load_rates(handle.paths["reference_rates"])
         recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
@@ -540,14 +537,6 @@ class MesaSuite(Suite):
             paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png", shown.replace("_", " ")))
         return paths
 
-
-    def item_groups(self, handle, input_name, records, arrays):
-        """The recording of each scored test segment: segments of one recording are dependent."""
-        rows = next((cell[f"{input_name}__test_rows"] for cell in arrays.values() if f"{input_name}__test_rows" in cell), None)
-        if rows is None:
-            return None
-        recordings = np.asarray(SegmentCache(handle.paths["segments"]).split("test")["recording"])
-        return recordings[np.asarray(rows)]
 
     def column_title(self, metric: str, target: str) -> str:
         """Paper Table 2 wording: ``MAE vs nasal pressure ↓``, ``Coverage ↑``."""
