@@ -21,6 +21,7 @@ Two geometries are offered (``TrianglesConfig.geometry``):
     Real-valued widths in ``[min_width, max_width] * render_size`` (mean 64 px, not 63) and
     positions, apex towards decreasing row index (the kernel is symmetric top-to-bottom, so
     only the widths change the data's statistics).
+
 The mixture follows Eq. 19-20::
 
     mixture = Scaled(Scaled(sigmoid(beta / 2 * (triangle + circle))) * K)

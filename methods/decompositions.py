@@ -67,7 +67,7 @@ separate registered method:
 The number of usable components is limited by the data: at most the number of
 rows (rows - 1 for the estimators that remove a mean) and of features; with
 fewer rows than ``n_components`` the methods return fewer candidates. scikit-learn
-``ConvergenceWarning``s are silenced: capped iterations are part of the budget.
+``ConvergenceWarning`` warnings are silenced: capped iterations are part of the budget.
 
 This module holds the registered methods and their profiles; the estimators are built,
 fitted and read out in :mod:`methods.decomposition_tools.families`, the delay embedding is

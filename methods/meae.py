@@ -86,30 +86,45 @@ class MEAE(MultiEncoderMethod):
         Concatenated encoding channels.
     kernel_size : int
         Convolution kernel size.
-    epochs, batch_size, lr, weight_decay : training schedule (Adam).
-    lr_step_epochs, lr_gamma : step learning-rate schedule (0 disables it).
-    lambda_mix, lambda_zero, lambda_z : loss weights of Eq. 21.
-    mixing_weighting : ``"uniform"`` (Eq. 13), ``"position"`` (Eq. 14, literal) or ``"banded"``
-        (the selection of the authors' MESA code, which produced Table 2: the MESA profiles'
-        default); see :func:`methods.nn.losses.block_weighting`.
-    grad_clip : gradient-norm clipping (0 disables it).
-    keep_best : keep the epoch with the lowest validation reconstruction loss.
-    patience : early stopping: stop after this many epochs without a validation improvement
+    epochs, batch_size, lr, weight_decay : int, int, float, float
+        Training schedule (Adam).
+    lr_step_epochs, lr_gamma : int, float
+        Step learning-rate schedule (0 disables it).
+    lambda_mix, lambda_zero, lambda_z : float
+        Loss weights of Eq. 21.
+    mixing_weighting : {"uniform", "position", "banded"}
+        ``"uniform"`` (Eq. 13), ``"position"`` (Eq. 14, literal) or ``"banded"`` (the selection
+        of the authors' MESA code, which produced Table 2: the MESA profiles' default); see
+        :func:`methods.nn.losses.block_weighting`.
+    grad_clip : float
+        Gradient-norm clipping (0 disables it).
+    keep_best : bool
+        Keep the epoch with the lowest validation reconstruction loss.
+    patience : int or None
+        Early stopping: stop after this many epochs without a validation improvement
         (``None``: train every epoch); implies validating and ``keep_best``, needs a validation
         split (see :func:`methods.nn.loop.run_epochs`).
-    encoding_activation : ``"linear"`` (the paper's text) or ``"relu"`` (the authors' code).
-    encoding_penalty : ``"mean"`` (Eq. 9: one mean of z² over all encoders) or
-        ``"sum_per_encoder"`` (the authors' code: each encoder's mean of z², summed; N times
-        stronger); see :func:`methods.nn.losses.encoding_loss`.
-    decoder_conv : ``"conv"`` or ``"transposed"`` (stride-1 transposed convolutions in the
-        decoder's upsampling blocks, as in the authors' code: the same functions, another
-        initial weight scale); see :class:`methods.nn.networks.NetworkConfig`.
-    batch_norm_momentum : encoder BatchNorm momentum (0.8 in the authors' code, the paper profiles).
-    amp : bf16 autocast on CUDA.
-    cpu_bf16 : bf16 autocast on a CPU with AMX-BF16 (oneDNN runs the convolutions on the
-        tiles); ignored on other CPUs, which stay in fp32. The cell records the precision used.
-    compile_model : wrap the network in ``torch.compile``.
-    seed : seed of initialisation and batch order.
+    encoding_activation : {"linear", "relu"}
+        ``"linear"`` (the paper's text) or ``"relu"`` (the authors' code).
+    encoding_penalty : {"mean", "sum_per_encoder"}
+        ``"mean"`` (Eq. 9: one mean of z² over all encoders) or ``"sum_per_encoder"`` (the
+        authors' code: each encoder's mean of z², summed; N times stronger); see
+        :func:`methods.nn.losses.encoding_loss`.
+    decoder_conv : {"conv", "transposed"}
+        ``"conv"`` or ``"transposed"`` (stride-1 transposed convolutions in the decoder's
+        upsampling blocks, as in the authors' code: the same functions, another initial weight
+        scale); see :class:`methods.nn.networks.NetworkConfig`.
+    batch_norm_momentum : float
+        Encoder BatchNorm momentum (0.8 in the authors' code, the paper profiles).
+    amp : bool
+        bf16 autocast on CUDA.
+    cpu_bf16 : bool
+        bf16 autocast on a CPU with AMX-BF16 (oneDNN runs the convolutions on the tiles);
+        ignored on other CPUs, which stay in fp32. The cell records the precision used.
+    compile_model : bool
+        Wrap the network in ``torch.compile``.
+    seed : int
+        Seed of initialisation and batch order.
     """
 
     name = "meae"
@@ -220,7 +235,7 @@ class MEAE(MultiEncoderMethod):
         return reconstruct_full(self.network_, self._prepare, mixtures, self.context.device)
 
     def diagnostics(self) -> dict[str, np.ndarray]:
-        """|decoder weights| summed over the kernel, per layer (paper Figure 4)."""
+        """``|decoder weights|`` summed over the kernel, per layer (paper Figure 4)."""
         out = {}
         for index, weight in enumerate(self.network_.decoder.mixing_weights()):
             matrix = weight.detach().abs().float().flatten(2).sum(-1).cpu().numpy()

@@ -95,7 +95,8 @@ class UNetSeparator(NetworkMethod):
     ----------
     width : int
         Channels of the first level (then 2x, 4x, and 8x at the bottleneck).
-    epochs, batch_size, lr, weight_decay, grad_clip : training (Adam; ``grad_clip`` 0: none).
+    epochs, batch_size, lr, weight_decay, grad_clip : int, int, float, float, float
+        Training (Adam; ``grad_clip`` 0: none).
     keep_best : bool
         Keep the epoch with the lowest validation MSE (when a validation split is given).
     patience : int or None

@@ -184,7 +184,8 @@ class VAEBSS(NetworkMethod):
         Size of each source's latent vector.
     kernel_size : int
         Odd convolution kernel size.
-    epochs, batch_size, lr : training schedule (Adam).
+    epochs, batch_size, lr : int, int, float
+        Training schedule (Adam).
     beta : float
         Final KL weight (0.5 in the paper).
     warmup_epochs : int

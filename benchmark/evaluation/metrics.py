@@ -178,7 +178,7 @@ def has_rate(estimated_rates: np.ndarray, targets: np.ndarray | None = None) -> 
 
 
 def abs_correlation(estimates: np.ndarray, targets: np.ndarray, crop: int = 512) -> np.ndarray:
-    """|Pearson r| per row after cropping ``crop`` samples per edge; NaN where undefined.
+    """``|Pearson r|`` per row after cropping ``crop`` samples per edge; NaN where undefined.
 
     The absolute value, because a blind source's sign is not identifiable.
     """

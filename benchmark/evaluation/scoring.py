@@ -96,7 +96,7 @@ def derive_per_group(records: list[dict[str, Any]], arrays: dict[str, dict[str, 
     """Recompute, in place, every score of a per-group metric (``Metric.per_group_of``) from
     the stored per-item values of the metric it derives from and the item groups.
 
-    For the MAE per recording: |mean over a recording's segments of (estimate - reference)|,
+    For the MAE per recording: ``|mean over a recording's segments of (estimate - reference)|``,
     over the segments where both have a rate (the per-segment differences are NaN elsewhere),
     i.e. both rates averaged over the same segments. Scores whose source values or groups are
     missing are left as stored.

@@ -51,7 +51,7 @@ def sample_grid_figure(
 
 
 def decoder_weight_figure(weights: list[np.ndarray], n_encoders: int, path: Path) -> Path:
-    """|weights| of each decoder layer summed over the kernel (paper Figure 4).
+    """``|weights|`` of each decoder layer summed over the kernel (paper Figure 4).
 
     Each matrix is ``(C_out, C_in)``; the input layer is shown transposed as in
     the paper. Lines mark the N x N encoder blocks whose off-diagonal part the

@@ -115,7 +115,7 @@ class _Selection:
 
 
 def mae_per_recording(estimate: np.ndarray, reference: np.ndarray, recordings: np.ndarray) -> np.ndarray:
-    """|mean estimated rate - mean reference rate| of each recording, in sorted recording order.
+    """``|mean estimated rate - mean reference rate|`` of each recording, in sorted recording order.
 
     Both means are taken over the same segments: those where the estimate and the reference
     both have a rate. A recording without such a segment gets NaN.

@@ -16,7 +16,8 @@ shrinks the training time limits to what is left of ``--budget``. The steps:
    (FLOPs per sample, achieved FLOP/s, share of the bf16 peak);
 3. data: the triangles data of the profile, generated with every core, plus
    the mixture-as-estimate floor cell;
-4. ``meae`` and 5. ``supervised_ae`` at the profile with ``--time-limit``;
+4. ``meae`` at the profile with ``--time-limit``;
+5. ``supervised_ae`` likewise;
 6. if time is left, the compiled 2-D speed step (its compile time included).
 
 ``--steps`` picks a subset (``smoke,speed,data,meae,sae,compile``; default all),

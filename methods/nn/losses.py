@@ -49,7 +49,7 @@ def _cached_block_weighting(n_blocks: int, scheme: str, device: torch.device) ->
 
 
 def block_weighting(n_blocks: int, scheme: str, device: torch.device | None = None) -> torch.Tensor:
-    """Per-block factor applied to the mean |weight| of each block ``B[i, j]``.
+    """Per-block factor applied to the mean ``|weight|`` of each block ``B[i, j]``.
 
     ``i`` indexes input-channel blocks and ``j`` output-channel blocks, as in
     Eq. 11. ``"uniform"`` is Eq. 13: every off-diagonal block counts once.
