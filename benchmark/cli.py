@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         return _fail(f"--suite is required ({', '.join(suites())} or all), or use --list")
     available = list(suites())
-    chosen = [n for n, s in suites().items() if s.in_all] if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
+    chosen = [n for n, s in suites().items() if s.variant is None] if args.suite == "all" else [s.strip() for s in args.suite.split(",")]
     if args.data == "public":
         if args.data_dir is not None:
             return _fail("--data public and --data-dir exclude each other")
-        variants = {s.data_variant[0]: n for n, s in suites().items() if s.data_variant and s.data_variant[1] == args.data}
+        variants = {s.variant.of: n for n, s in suites().items() if s.variant is not None and s.variant.data == args.data}
         chosen = [variants.get(name, name) for name in chosen]
     unknown = [s for s in chosen if s not in available]
     if unknown:

@@ -112,7 +112,7 @@ def test_data_key_follows_the_recipe_not_the_files(tmp_path):
 def test_all_runs_no_download_suite(tmp_path):
     from benchmark.suites import suites
 
-    assert not suites()["mesa_public"].in_all and suites()["mesa"].in_all
+    assert suites()["mesa_public"].variant.of == "mesa" and suites()["mesa"].variant is None
 
 
 @pytest.mark.slow

@@ -85,7 +85,7 @@ def test_registry_and_suites_are_not_empty():
 def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
     cls = REGISTRY[name]
     suite = SUITES[suite_name]
-    params = {**cls.default_params(), **cls.profile_params(suite.method_profiles or suite_name, "tiny", suite.modality)}
+    params = {**cls.default_params(), **cls.profile_params(suite.method_settings_suite, "tiny", suite.modality)}
     if "seed" in params:
         params["seed"] = 0
     fitted: list[tuple[Method, object]] = []

@@ -153,7 +153,7 @@ def test_defaults_and_every_profile_pass(name):
     assert param_problems(cls, cls.default_params()) == {}
     for suite_name, suite in suites().items():
         for profile in PROFILES:
-            profile_values = cls.profile_params(suite.method_profiles or suite_name, profile, suite.modality)
+            profile_values = cls.profile_params(suite.method_settings_suite, profile, suite.modality)
             assert param_problems(cls, {**cls.default_params(), **profile_values}) == {}, (suite_name, profile)
 
 

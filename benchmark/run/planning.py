@@ -134,7 +134,7 @@ def checked_params(cls: type[methods.Method], suite: str, profile: str, own: dic
     came from, e.g. ``--set meae.epochs=-1: epochs must be >= 1``.
     """
     target = get_suite(suite)
-    from_profile = cls.profile_params(target.method_profiles or suite, profile, target.modality)
+    from_profile = cls.profile_params(target.method_settings_suite, profile, target.modality)
     params = {**cls.default_params(), **from_profile, **own}
     for param, problem in param_problems(cls, params).items():
         if param in own:

@@ -93,9 +93,10 @@ def execute_cell(
 
 def _shared_model_dir(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> Path | None:
     """Where the suite this suite shares its models with keeps this cell's checkpoint (or ``None``)."""
-    sibling, key = suite.models_shared_with, handle.info.get("sibling_data_key")
-    if sibling is None or key is None:
+    key = handle.info.get("sibling_data_key")
+    if suite.variant is None or not suite.variant.shares_models or key is None:
         return None
+    sibling = suite.variant.of
     twin = dataclasses.replace(spec, suite=sibling)
     return Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"
 

@@ -17,12 +17,13 @@ from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
     DataHandle,
+    DataVariant,
     Suite,
     SuiteOptions,
 )
 
 __all__ = [
-    "BenchmarkError", "CellOutcome", "DataHandle", "Suite", "SuiteOptions",
+    "BenchmarkError", "CellOutcome", "DataHandle", "DataVariant", "Suite", "SuiteOptions",
     "discover", "suites", "get_suite", "unavailable", "register_suite",
 ]
 

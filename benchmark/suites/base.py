@@ -33,7 +33,7 @@ from benchmark.report.leaderboard import ColumnSpec, markdown_table
 from benchmark.run.fitting import Fitter
 from methods.base import Method, Split
 
-__all__ = ["BenchmarkError", "CellOutcome", "DataHandle", "Suite", "SuiteOptions"]
+__all__ = ["BenchmarkError", "CellOutcome", "DataHandle", "DataVariant", "Suite", "SuiteOptions"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,28 @@ class DataHandle:
     key: str
     paths: dict[str, str]
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataVariant:
+    """A suite that is another suite's protocol on other data.
+
+    Parameters
+    ----------
+    of : str
+        The suite whose protocol and method settings it shares.
+    data : str
+        The ``--data`` value that selects it: ``--suite <of> --data <data>`` runs this suite.
+    shares_models : bool
+        Whether its cells may reuse the fitted models of ``of``'s cell with the same method, seed
+        and parameters (sim-to-real rows): the runner's :meth:`Fitter.shared
+        <benchmark.run.fitting.Fitter.shared>` then points at that cell's checkpoint, on the data of
+        ``DataHandle.info["sibling_data_key"]``.
+    """
+
+    of: str
+    data: str
+    shares_models: bool = False
 
 
 @dataclass
@@ -149,17 +171,10 @@ class Suite(ABC):
     scoring_version : int
         Version of the suite's data and scoring code: bump it when they change results (part of
         every cell key; ``tests/test_scoring_version.py`` fails when the scoring changes without it).
-    method_profiles : str or None
-        Suite whose entries of the methods' ``profiles`` apply (default: this suite's own name),
-        for a suite that is another suite's protocol on other data.
-    in_all : bool
-        Whether ``--suite all`` runs it (False for a suite whose data must be downloaded).
-    data_variant : tuple of str or None
-        ``(suite, data)``: this suite is what ``--suite <suite> --data <data>`` runs.
-    models_shared_with : str or None
-        Suite whose fitted models :meth:`run_cell` may reuse: the runner then passes
-        ``sibling_model_dir``, where that suite's cell of the same method, seed and
-        parameters keeps its checkpoint (on the data of ``DataHandle.info["sibling_data_key"]``).
+    variant : DataVariant or None
+        Set when this suite is another suite's protocol on other data (:class:`DataVariant`):
+        the methods take that suite's settings, ``--suite <that suite> --data <data>`` runs this
+        one, ``--suite all`` leaves it out, and its cells may reuse that suite's fitted models.
     """
 
     name: str = ""
@@ -175,15 +190,18 @@ class Suite(ABC):
     n_examples: int = 6
     profiles: dict[str, dict[str, Any]] = {}
     dependencies: tuple[str, ...] = ("numpy", "scipy")
-    method_profiles: str | None = None
-    in_all: bool = True
-    data_variant: tuple[str, str] | None = None
-    models_shared_with: str | None = None
+    variant: DataVariant | None = None
     target_kind: str = "waveform"
     verdict_metrics: tuple[str, ...] = ("si_sdri",)
     scoring_version: int = 1
 
     # ------------------------------------------------------------ settings
+    @property
+    def method_settings_suite(self) -> str:
+        """The suite whose entries of the methods' ``profiles`` apply: this one, or the one it is a
+        data variant of."""
+        return self.variant.of if self.variant is not None else self.name
+
     def settings(self, profile: str) -> dict[str, Any]:
         """The data settings of ``profile``; ``KeyError`` naming the suite's profiles otherwise."""
         if profile not in self.profiles:

@@ -29,6 +29,7 @@ from benchmark.core.keys import digest
 from benchmark.suites.base import (
     BenchmarkError,
     DataHandle,
+    DataVariant,
     SuiteOptions,
 )
 from benchmark.suites.mesa import EDGE_CROP, MesaSuite, _load_rates
@@ -54,10 +55,7 @@ class MesaPublicSuite(MesaSuite):
     name = "mesa_public"
     description = "Respiration from ECG/PPG on real recordings shipped in public packages (systole, pyphysio; fetched with pip)"
     profiles = PROFILES
-    method_profiles = "mesa"
-    in_all = False
-    data_variant = ("mesa", "public")
-    models_shared_with = "mesa"
+    variant = DataVariant(of="mesa", data="public", shares_models=True)
     pairing_unit = "test recordings"
 
     def prepare(self, profile: str, options: SuiteOptions) -> DataHandle:
