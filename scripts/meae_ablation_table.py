@@ -65,7 +65,7 @@ def judge(store_root: Path, handle) -> pd.DataFrame:
     suite = get_suite(SUITE)
     frames = []
     for metric in ("si_sdri", "mse"):
-        _, tests = verdicts(scored.board, scored.kinds, scored.items, scored.valid, SUITE, (metric,),
+        _, tests = verdicts(scored.board, scored.items, scored.valid, SUITE, (metric,),
                             scored.groups_for, suite.pairing_unit)
         frames.append(tests)
     tests = pd.concat(frames, ignore_index=True)

@@ -97,9 +97,9 @@ def test_triangles_mapping_is_applied_in_the_right_direction(tiny_triangles):
 
 
 def _runs(rows):
-    columns = {c: np.nan for c in lb.RUN_COLUMNS}
+    columns = {c: np.nan for c in lb.RUN_FRAME_COLUMNS}
     return pd.DataFrame([{**columns, "suite": "s", "profile": "p", "input": "mixture", "metric": "mse",
-                          "time_limited": False, **row} for row in rows], columns=lb.RUN_COLUMNS)
+                          "time_limited": False, "kind": "method", **row} for row in rows], columns=lb.RUN_FRAME_COLUMNS)
 
 
 def test_aggregation_over_seeds_uses_the_sample_std_and_keeps_paper_rows_apart():

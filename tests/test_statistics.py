@@ -117,12 +117,12 @@ def test_comparisons_pick_the_best_trivial_on_validation_and_the_best_other_blin
     }
     board = _board([("mixture", base.mean()), ("half_mixture", (base - 0.01).mean()), ("good", (base - 0.05).mean()),
                     ("better", (base - 0.08).mean()), ("oracle_like", (base - 0.1).mean())])
-    kinds = pd.Series(["trivial", "trivial", "method", "method", "method"], index=board.index)
+    board["kind"] = ["trivial", "trivial", "method", "method", "method"]
     labels = {m: m for m in board["method"]}
     # On validation the mixture is the better trivial estimate: it is the comparator, although
     # half_mixture is better on test.
     valid = {("mixture", "mixture", "x", "mse"): 0.1, ("half_mixture", "mixture", "x", "mse"): 0.2}
-    table = paired_comparisons(board, kinds, items, labels, valid, "s", ("mse",), lambda _: None,
+    table = paired_comparisons(board, items, labels, valid, "s", ("mse",), lambda _: None,
                                is_blind=lambda m: m != "oracle_like", pairing="test items")
     good = table[table["method"] == "good"].set_index("versus")
     assert good.loc["best trivial (validation)", "versus_method"] == "mixture"

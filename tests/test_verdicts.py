@@ -60,8 +60,8 @@ def test_too_few_recordings_give_no_interval_and_no_verdict():
     items = {("m", "mixture", "x", "mse"): values, ("mixture", "mixture", "x", "mse"): [np.ones(len(groups))]}
     out = add_intervals(board, items, lambda _: groups, "test recordings")
     assert np.isnan(out.loc[0, "ci_low"]) and out.loc[0, "interval"] == "none: too few test recordings"
-    kinds = pd.Series(["method", "trivial"], index=board.index)
-    found, tests = verdicts(board, kinds, items, {}, "s", ("mse",), lambda _: groups, "test recordings")
+    board["kind"] = ["method", "trivial"]
+    found, tests = verdicts(board, items, {}, "s", ("mse",), lambda _: groups, "test recordings")
     assert found["m", "mixture", "x"].separates == "too few test recordings" and tests.empty
 
 
@@ -100,14 +100,14 @@ def _verdict_case(row_seeds, n_items=60, seed=0):
     items["m", "mixture", "x", "si_sdri"] = [trivial + shift + 0.1 * rng.normal(size=n_items) for shift in row_seeds]
     board = _board([("zeros", items["zeros", "mixture", "x", "si_sdri"][0], 1),
                     ("mixture", trivial, 1), ("m", np.concatenate(items["m", "mixture", "x", "si_sdri"]), len(row_seeds))])
-    kinds = pd.Series(["trivial", "trivial", "method"], index=board.index)
+    board["kind"] = ["trivial", "trivial", "method"]
     valid = {("zeros", "mixture", "x", "si_sdri"): -5.0, ("mixture", "mixture", "x", "si_sdri"): 0.0}
-    return board, kinds, items, valid
+    return board, items, valid
 
 
 def test_verdict_counts_the_seeds_that_beat_the_best_trivial_baseline():
-    board, kinds, items, valid = _verdict_case([1.0, 0.8, -0.5])
-    found, tests = verdicts(board, kinds, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
+    board, items, valid = _verdict_case([1.0, 0.8, -0.5])
+    found, tests = verdicts(board, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
     verdict = found["m", "mixture", "x"]
     assert verdict.versus == "mixture" and verdict.chosen_on == "validation"
     assert verdict.separates == "2/3"
@@ -116,20 +116,20 @@ def test_verdict_counts_the_seeds_that_beat_the_best_trivial_baseline():
 
 
 def test_a_row_equal_to_the_trivial_baseline_never_separates():
-    board, kinds, items, valid = _verdict_case([0.0, 0.0])
-    found, _ = verdicts(board, kinds, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
+    board, items, valid = _verdict_case([0.0, 0.0])
+    found, _ = verdicts(board, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
     assert found["m", "mixture", "x"].separates == "0/2"
 
 
 def test_the_best_trivial_baseline_is_chosen_on_validation_not_on_test():
-    board, kinds, items, _ = _verdict_case([1.0])
+    board, items, _ = _verdict_case([1.0])
     # On validation zeros looks better (higher SI-SDRi), though it is far worse on test.
-    assert best_trivial(board, kinds, items, {("zeros", "mixture", "x", "si_sdri"): 3.0,
+    assert best_trivial(board, items, {("zeros", "mixture", "x", "si_sdri"): 3.0,
                                               ("mixture", "mixture", "x", "si_sdri"): 0.0},
                         "mixture", "x", "si_sdri") == ("zeros", "validation")
-    assert best_trivial(board, kinds, items, {}, "mixture", "x", "si_sdri") == ("mixture", "test")
+    assert best_trivial(board, items, {}, "mixture", "x", "si_sdri") == ("mixture", "test")
     # A candidate without a validation score (e.g. trained on other data): chosen on test.
-    assert best_trivial(board, kinds, items, {("zeros", "mixture", "x", "si_sdri"): 3.0},
+    assert best_trivial(board, items, {("zeros", "mixture", "x", "si_sdri"): 3.0},
                         "mixture", "x", "si_sdri") == ("mixture", "test")
 
 
@@ -172,9 +172,8 @@ def test_the_mixture_times_a_small_constant_never_separates(tmp_path, suite, sca
 def test_trivial_rows_come_first_and_a_supervised_row_that_separates_is_called_so():
     from benchmark.report.leaderboard import ColumnSpec, markdown_table
 
-    board, kinds, items, valid = _verdict_case([2.0, 2.0, 2.0])
-    board["kind"] = kinds
-    found, _ = verdicts(board, kinds, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
+    board, items, valid = _verdict_case([2.0, 2.0, 2.0])
+    found, _ = verdicts(board, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
     board["separates"] = ["", "", found["m", "mixture", "x"].separates]
     text = markdown_table(board, [ColumnSpec("X SI-SDRi", "mixture", "x", "si_sdri", 2)])
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -230,8 +229,8 @@ def test_mesa_intervals_and_tests_are_by_recording(tmp_path):
 def test_paper_rows_of_a_method_get_no_verdict():
     from benchmark.evaluation.verdicts import separates_column
 
-    board, kinds, items, valid = _verdict_case([2.0])
+    board, items, valid = _verdict_case([2.0])
     paper = board.iloc[[2]].assign(source="paper")
-    found, _ = verdicts(board, kinds, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
+    found, _ = verdicts(board, items, valid, "s", ("si_sdri",), lambda _: None, "test items")
     both = pd.concat([board, paper], ignore_index=True)
     assert separates_column(both, found) == ["", "", "1/1", ""]

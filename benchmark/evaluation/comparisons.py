@@ -107,7 +107,7 @@ def _groups(groups_for: GroupsFor, input_name: str, n_items: int) -> np.ndarray 
 
 
 def paired_comparisons(
-    board: pd.DataFrame, kinds: pd.Series, items: dict[RowKey, list[np.ndarray]], methods: dict[str, str],
+    board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], methods: dict[str, str],
     valid: dict[RowKey, float], suite_name: str, headline_metrics: tuple[str, ...], groups_for: GroupsFor,
     is_blind: Callable[[str], bool], pairing: str,
 ) -> pd.DataFrame:
@@ -121,22 +121,20 @@ def paired_comparisons(
     where fewer than :data:`benchmark.evaluation.statistics.MIN_GROUPS` pairing units exist.
     """
     measured = board[(board["source"] == "measured").to_numpy() & board["metric"].isin(headline_metrics).to_numpy()]
-    measured_kinds = kinds[measured.index]
     out = []
-    for row, kind in zip(measured.itertuples(index=False), measured_kinds, strict=True):
+    for row in measured.itertuples(index=False):
         key = (row.method, row.input, row.target, row.metric)
-        if kind != "method" or key not in items:
+        if row.kind != "method" or key not in items:
             continue
         metric = get_metric(row.metric)
         same = measured[(measured["input"] == row.input) & (measured["target"] == row.target) & (measured["metric"] == row.metric)]
-        same_kinds = measured_kinds[same.index]
         rivals = same[[
             k == "method" and m != row.method and methods.get(m) not in (None, methods.get(row.method)) and is_blind(methods[m])
             and (m, row.input, row.target, row.metric) in items
-            for m, k in zip(same["method"], same_kinds, strict=True)
+            for m, k in zip(same["method"], same["kind"], strict=True)
         ]].dropna(subset=["mean"])
         comparators = []
-        trivial = best_trivial(board, kinds, items, valid, row.input, row.target, row.metric)
+        trivial = best_trivial(board, items, valid, row.input, row.target, row.metric)
         if trivial is not None:
             comparators.append((f"best trivial ({trivial[1]})", trivial[0]))
         if not rivals.empty:

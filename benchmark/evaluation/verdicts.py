@@ -109,7 +109,7 @@ class Verdict:
 
 
 def best_trivial(
-    board: pd.DataFrame, kinds: pd.Series, items: dict[RowKey, list[np.ndarray]], valid: dict[RowKey, float],
+    board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], valid: dict[RowKey, float],
     input_name: str, target: str, metric: str,
 ) -> tuple[str, str] | None:
     """The best trivial row for (input, target, metric): ``(label, "validation" | "test")``.
@@ -119,7 +119,7 @@ def best_trivial(
     the comparator stronger, and the verdict says so.
     """
     higher = get_metric(metric).higher_is_better
-    rows = board[(kinds == "trivial") & (board["input"] == input_name) & (board["target"] == target)
+    rows = board[(board["kind"] == "trivial") & (board["input"] == input_name) & (board["target"] == target)
                  & (board["metric"] == metric)]
     rows = rows[[(label, input_name, target, metric) in items for label in rows["method"]]]
     if rows.empty:
@@ -134,7 +134,7 @@ def best_trivial(
 
 
 def verdicts(
-    board: pd.DataFrame, kinds: pd.Series, items: dict[RowKey, list[np.ndarray]], valid: dict[RowKey, float],
+    board: pd.DataFrame, items: dict[RowKey, list[np.ndarray]], valid: dict[RowKey, float],
     suite_name: str, verdict_metrics: tuple[str, ...], groups_for: GroupsFor, pairing: str,
 ) -> tuple[dict[tuple[str, str, str], Verdict], pd.DataFrame]:
     """Every method row's verdict per (input, target), and the table of the tests behind them.
@@ -143,14 +143,14 @@ def verdicts(
     one for the seed-mean (``seed = "all"``) of every tested row with two or more seeds,
     Holm-corrected over the table.
     """
-    methods = board[(kinds == "method").to_numpy() & (board["source"] == "measured").to_numpy()]
+    methods = board[(board["kind"] == "method").to_numpy() & (board["source"] == "measured").to_numpy()]
     pending: list[dict[str, Any]] = []
     plans: dict[tuple[str, str, str], dict[str, Any]] = {}
     for (label, input_name, target), _ in methods.groupby(["method", "input", "target"], sort=False):
         for metric in verdict_metrics:
             if (label, input_name, target, metric) not in items:
                 continue
-            trivial = best_trivial(board, kinds, items, valid, input_name, target, metric)
+            trivial = best_trivial(board, items, valid, input_name, target, metric)
             if trivial is None:
                 continue
             versus, chosen_on = trivial

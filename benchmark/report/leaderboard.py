@@ -20,6 +20,8 @@ RUN_COLUMNS = [
     "fit_seconds", "device", "cell_id", "time_limited", "epochs_completed", "epochs_planned", "samples_seen",
     "stale",
 ]
+RUN_FRAME_COLUMNS = [*RUN_COLUMNS, "kind"]
+"""The runs frame reports work on: runs.csv's columns plus each row's kind, which runs.csv leaves out."""
 
 
 def _budgets(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -74,7 +76,7 @@ def runs_frame(records: list[dict[str, Any]], stale: dict[str, list[str]] | None
                 "cell_id": record["cell_id"], **budget_columns(record),
                 "stale": "; ".join(stale.get(record["cell_id"], [])),
             })
-    return pd.DataFrame(rows, columns=[*RUN_COLUMNS, "kind"])
+    return pd.DataFrame(rows, columns=RUN_FRAME_COLUMNS)
 
 
 def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_rows: list[dict[str, Any]] | None = None) -> pd.DataFrame:
@@ -96,7 +98,7 @@ def aggregate(runs: pd.DataFrame, reference_rows: list[dict[str, Any]], data_row
         groups = dict(list(grouped))
         rows = [groups[tuple(row)] for row in measured[keys].itertuples(index=False)]
         measured["time_limited"] = [_time_limit_note(group) for group in rows]
-        measured["kind"] = [group["kind"].iloc[0] for group in rows] if "kind" in runs.columns else np.nan
+        measured["kind"] = [group["kind"].iloc[0] for group in rows]
         measured["stale"] = [_stale_note(group) for group in rows]
         measured = measured.rename(columns={"label": "method"})
         measured["source"] = "measured"

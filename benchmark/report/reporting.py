@@ -61,7 +61,6 @@ class ScoredBoard:
     """The measured leaderboard of a store with everything verdicts and comparisons read."""
 
     board: pd.DataFrame
-    kinds: pd.Series
     items: dict
     labels: dict[str, str]
     valid: dict
@@ -94,8 +93,7 @@ def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> Sco
     runs = lb.runs_frame(records, stale)
     board = lb.aggregate(runs, suite.reference_rows(), data.rows)
     items, labels = collect_items(records, arrays)
-    kinds = board["kind"]
-    return ScoredBoard(board, kinds, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,
+    return ScoredBoard(board, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,
                        groups_for)
 
 
@@ -103,16 +101,16 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
     suite = get_suite(suite_name)
     scored = scored_board(suite_name, store, handle)
-    board, kinds, items, labels, valid = scored.board, scored.kinds, scored.items, scored.labels, scored.valid
+    board, items, labels, valid = scored.board, scored.items, scored.labels, scored.valid
     records, arrays, stale, runs, groups_for = scored.records, scored.arrays, scored.stale, scored.runs, scored.groups_for
     board = add_intervals(board, items, groups_for, suite.pairing_unit)
-    found, tests = verdicts(board, kinds, items, valid, suite_name, suite.verdict_metrics, groups_for, suite.pairing_unit)
+    found, tests = verdicts(board, items, valid, suite_name, suite.verdict_metrics, groups_for, suite.pairing_unit)
     board["separates"] = separates_column(board, found)
     board["converged"] = convergence_column(board, records)
     headline_metrics = suite.headline_metrics or suite.metrics
     blind = {r["method"]: not r["supervised"] for r in records}
     comparisons = paired_comparisons(
-        board, kinds, items, labels, valid, suite_name, headline_metrics, groups_for,
+        board, items, labels, valid, suite_name, headline_metrics, groups_for,
         lambda method: blind.get(method, False), suite.pairing_unit,
     )
     atomic_write_text(store.root / "runs.csv", runs[lb.RUN_COLUMNS].to_csv(index=False))

@@ -92,5 +92,3 @@ class RunConfig:
             raise BenchmarkError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
         if self.method_names is not None and not self.method_names:
             raise BenchmarkError("--methods is empty (give method names or 'all')")
-        if self.overrides is None:
-            object.__setattr__(self, "overrides", {})

@@ -62,7 +62,7 @@ def execute_cell(
         suite = get_suite(spec.suite)
         cls = methods.get(spec.method)
         context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit)
-        model_dir = Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(handle.key)[:12]}"
+        model_dir = _model_dir(spec, handle.key, cache_dir)
         if force or spec.cell_id in force_cells:
             shutil.rmtree(model_dir, ignore_errors=True)
 
@@ -91,14 +91,17 @@ def execute_cell(
     return record, outcome.arrays
 
 
+def _model_dir(spec: CellSpec, data_key: str, cache_dir: str) -> Path:
+    """Where the cell ``spec`` on the data ``data_key`` keeps its fitted model."""
+    return Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(data_key)[:12]}"
+
+
 def _shared_model_dir(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> Path | None:
     """Where the suite this suite shares its models with keeps this cell's checkpoint (or ``None``)."""
     key = handle.info.get("sibling_data_key")
     if suite.variant is None or not suite.variant.shares_models or key is None:
         return None
-    sibling = suite.variant.of
-    twin = dataclasses.replace(spec, suite=sibling)
-    return Path(cache_dir) / "models" / sibling / spec.profile / f"{spec.cell_id}-{twin.fingerprint(key)[:12]}"
+    return _model_dir(dataclasses.replace(spec, suite=suite.variant.of), key, cache_dir)
 
 
 def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
