@@ -137,3 +137,27 @@ def test_method_discovery_skips_the_toolkits():
     registered = methods.discover()
     assert not any(cls.__module__.startswith(("methods.nn", "methods.decomposition_tools")) for cls in registered.values())
     assert {"meae", "fastica"} <= set(registered)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for imported in graph.get(todo.pop(), ()):
+            if imported not in seen:
+                seen.add(imported)
+                todo.append(imported)
+    return seen
+
+
+def test_reachable_follows_imports_of_imports():
+    assert _reachable({"a": {"b"}, "b": {"c"}, "c": set(), "d": {"a"}}, "a") == {"b", "c"}
+
+
+def test_the_report_package_reaches_no_suite_and_no_data_code(graph):
+    # Reports read the store only: not even through an import of an import may they reach a
+    # suite (which would let them reopen data) or the data packages.
+    reached = {
+        module: sorted(m for m in _reachable(graph, module) if m.startswith(("datasets", "benchmark.suites")))
+        for module in graph if module.startswith("benchmark.report")
+    }
+    assert {module: found for module, found in reached.items() if found} == {}

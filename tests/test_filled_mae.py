@@ -111,7 +111,7 @@ def test_report_data_round_trips_exactly(tmp_path):
     assert float(back.arrays["fill_rate__ECG"]) == 14.126865976274553 and back.arrays["fill_rate__ECG"].shape == ()
     np.testing.assert_array_equal(back.arrays["test_reference__ECG__thoracic"], rates)  # NaN where NaN, bits equal
     assert back.rows[0]["mean"] == 0.1 and np.isnan(back.rows[0]["std"])
-    assert store.load_report_data("other").is_empty()
+    assert store.load_report_data("other") == ReportData()
 
 
 def test_filled_rate_scores_from_report_data():

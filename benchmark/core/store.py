@@ -4,7 +4,8 @@ Layout under ``results/<suite>/<profile>/``::
 
     cells/<cell_id>.json   # metrics, assignment, timings, params of one cell
     cells/<cell_id>.npz    # arrays for figures (example estimates, weights)
-    data/<data_key>.json   # what reports need from the data (benchmark.core.report_data)
+    data/<data_key>.json   # what reports need from the data, and the layout (benchmark.core.report_data)
+    data/<data_key>.npz    # the example test items the figures show
     runs.csv, leaderboard.csv, leaderboard.md, manifest.json, figures/
 
 A cell file exists only once the cell finished, so a rerun skips exactly the
@@ -119,26 +120,37 @@ class ResultStore:
 
     def load_arrays(self, cell_id: str) -> dict[str, np.ndarray]:
         """Arrays of a cell (empty if it saved none)."""
-        path = self.arrays_path(cell_id)
-        if not path.exists():
-            return {}
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        return self._load_npz(self.arrays_path(cell_id))
 
     def report_data_path(self, data_key: str) -> Path:
         """What reports need from the data ``data_key`` names."""
         return self.data_dir / f"{data_key}.json"
 
     def save_report_data(self, data_key: str, data: ReportData) -> None:
-        """Keep what reports need from the data (rewritten only when it changed)."""
+        """Keep what reports need from the data (each file rewritten only when it changed, so an
+        unchanged data set leaves the store's files as they were)."""
         path, text = self.report_data_path(data_key), data.to_json()
         if not path.exists() or path.read_text() != text:
             atomic_write_text(path, text)
+        examples_path = path.with_suffix(".npz")
+        if data.examples and not _same_arrays(self._load_npz(examples_path), data.examples):
+            atomic_save_npz(examples_path, data.examples)
+        elif not data.examples:
+            examples_path.unlink(missing_ok=True)
 
     def load_report_data(self, data_key: str) -> ReportData:
         """What :meth:`save_report_data` kept, or an empty :class:`ReportData`."""
         path = self.report_data_path(data_key)
-        return ReportData.from_json(path.read_text()) if path.exists() else ReportData()
+        if not path.exists():
+            return ReportData()
+        return ReportData.from_json(path.read_text(), self._load_npz(path.with_suffix(".npz")))
+
+    @staticmethod
+    def _load_npz(path: Path) -> dict[str, np.ndarray]:
+        if not path.exists():
+            return {}
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
 
     def records(self) -> Iterator[dict]:
         """Every finished cell record, in file-name order."""
@@ -149,3 +161,9 @@ class ResultStore:
                 yield json.loads(path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
+
+
+def _same_arrays(found: dict[str, np.ndarray], arrays: dict[str, np.ndarray]) -> bool:
+    """Whether two sets of named arrays are equal in names, dtypes and values."""
+    return found.keys() == arrays.keys() and all(
+        found[k].dtype == np.asarray(v).dtype and np.array_equal(found[k], v, equal_nan=True) for k, v in arrays.items())

@@ -12,8 +12,12 @@ from typing import Any
 import pandas as pd
 
 import methods
+from benchmark.core.data_handle import DataHandle
 from benchmark.core.environment import describe_device, environment_info, package_versions
+from benchmark.core.errors import BenchmarkError
 from benchmark.core.provenance import stale_reasons, summarize
+from benchmark.core.report_data import ReportData
+from benchmark.core.report_layout import ReportLayout
 from benchmark.core.store import ResultStore, atomic_write_json, atomic_write_text
 from benchmark.evaluation.comparisons import (
     add_intervals,
@@ -34,8 +38,8 @@ from benchmark.evaluation.verdicts import (
     verdicts_markdown,
 )
 from benchmark.report import leaderboard as lb
-from benchmark.run.planning import CellSpec
-from benchmark.suites import DataHandle, get_suite
+from benchmark.report.markdown import render_leaderboard
+from benchmark.report.suite_figures import draw_figures
 
 log = logging.getLogger("bss_bench")
 
@@ -69,49 +73,55 @@ class ScoredBoard:
     stale: dict[str, list[str]]
     runs: pd.DataFrame
     groups_for: Any
+    data: ReportData
+    layout: ReportLayout
 
 
 def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> ScoredBoard:
     """Read every finished cell of ``suite_name`` on ``handle``'s data from ``store``, derive the
-    report-time scores and aggregate them into the tidy leaderboard with row kinds."""
-    suite = get_suite(suite_name)
+    report-time scores and aggregate them into the tidy leaderboard with row kinds.
+
+    Everything comes from the store: the cells, and the report data and layout the run kept for
+    the data set (:mod:`benchmark.core.report_data`)."""
+    data = store.load_report_data(handle.key)
+    if data.layout is None:
+        raise BenchmarkError(f"{store.report_data_path(handle.key)}: no report layout; run the suite once to write it")
     records = [r for r in store.records() if r.get("suite") == suite_name and r.get("data_key") == handle.key]
     current = package_versions()
     stale = {r["cell_id"]: reasons for r in records if (reasons := stale_reasons(r, current))}
     arrays = {r["cell_id"]: store.load_arrays(r["cell_id"]) for r in records}
-    data = store.load_report_data(handle.key)
 
     @functools.cache
     def groups_for(input_name: str):  # asked once per row and comparison: found once per input
         return item_groups(data, input_name, arrays)
 
     for record in records:  # cells written before the record carried what its method declares
-        if "method_kind" not in record or "supervised" not in record:
+        if not {"method_kind", "supervised", "show_outputs"} <= record.keys():
             record.update(_declared(record["method"]))
     derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
     derive_filled_rate_scores(records, arrays, data)
     runs = lb.runs_frame(records, stale)
-    board = lb.aggregate(runs, suite.reference_rows(), data.rows)
+    board = lb.aggregate(runs, data.layout.reference_rows, data.rows)
     items, labels = collect_items(records, arrays)
     return ScoredBoard(board, items, labels, validation_scores(records, row_label), records, arrays, stale, runs,
-                       groups_for)
+                       groups_for, data, data.layout)
 
 
-def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, cells: list[CellSpec], summary: RunSummary, device: str, command: str) -> None:
+def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: DataHandle, summary: RunSummary, device: str, command: str) -> None:
     """Write runs.csv, leaderboard.csv/.md, manifest.json and figures from every finished cell."""
-    suite = get_suite(suite_name)
     scored = scored_board(suite_name, store, handle)
     board, items, labels, valid = scored.board, scored.items, scored.labels, scored.valid
     records, arrays, stale, runs, groups_for = scored.records, scored.arrays, scored.stale, scored.runs, scored.groups_for
-    board = add_intervals(board, items, groups_for, suite.pairing_unit)
-    found, tests = verdicts(board, items, valid, suite_name, suite.verdict_metrics, groups_for, suite.pairing_unit)
+    layout = scored.layout
+    board = add_intervals(board, items, groups_for, layout.pairing_unit)
+    found, tests = verdicts(board, items, valid, suite_name, layout.verdict_metrics, groups_for, layout.pairing_unit)
     board["separates"] = separates_column(board, found)
     board["converged"] = convergence_column(board, records)
-    headline_metrics = suite.headline_metrics or suite.metrics
+    headline_metrics = layout.headline_metrics or layout.metrics
     blind = {r["method"]: not r["supervised"] for r in records}
     comparisons = paired_comparisons(
         board, items, labels, valid, suite_name, headline_metrics, groups_for,
-        lambda method: blind.get(method, False), suite.pairing_unit,
+        lambda method: blind.get(method, False), layout.pairing_unit,
     )
     atomic_write_text(store.root / "runs.csv", runs[lb.RUN_COLUMNS].to_csv(index=False))
     atomic_write_text(store.root / "leaderboard.csv", board[lb.LEADERBOARD_COLUMNS].to_csv(index=False))
@@ -121,28 +131,28 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     manifest = build_manifest(suite_name, profile, records, handle, summary, device, command)
     manifest["provenance"] = summarize(records, stale)
     atomic_write_json(store.root / "manifest.json", manifest)
-    verdict_metric = next((m for m in suite.verdict_metrics if m in headline_metrics), headline_metrics[0])
+    verdict_metric = next((m for m in layout.verdict_metrics if m in headline_metrics), headline_metrics[0])
     markdown = (
-        suite.render_markdown(board, manifest)
-        + verdicts_markdown(found, lambda label: blind.get(labels.get(label, ""), False), tuple(suite.metrics))
-        + comparisons_markdown(comparisons, verdict_metric, suite.pairing_unit)
+        render_leaderboard(board, layout, manifest)
+        + verdicts_markdown(found, lambda label: blind.get(labels.get(label, ""), False), tuple(layout.metrics))
+        + comparisons_markdown(comparisons, verdict_metric, layout.pairing_unit)
     )
     atomic_write_text(store.root / "leaderboard.md", markdown)
     if records:
         try:
-            suite.make_figures(records, arrays, handle, store.figures_dir)
+            draw_figures(layout.figures, records, arrays, scored.data, store.figures_dir)
         except Exception as error:  # noqa: BLE001 - figures never cost the results
             log.error("figures for %s failed: %s", suite_name, error)
 
 
 def _declared(method_name: str) -> dict[str, Any]:
-    """``method_kind`` and ``supervised`` of a registered method, for cells written before their
-    records carried them (``None`` and ``False`` for unknown names)."""
+    """``method_kind``, ``supervised`` and ``show_outputs`` of a registered method, for cells written
+    before their records carried them (``None``, ``False`` and ``False`` for unknown names)."""
     try:
         cls = methods.get(method_name)
     except KeyError:
-        return {"method_kind": None, "supervised": False}
-    return {"method_kind": cls.kind, "supervised": cls.supervised}
+        return {"method_kind": None, "supervised": False, "show_outputs": False}
+    return {"method_kind": cls.kind, "supervised": cls.supervised, "show_outputs": cls.show_outputs}
 
 
 def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:

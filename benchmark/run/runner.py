@@ -78,7 +78,7 @@ def execute_cell(
     record = {
         "status": "finished", "suite": spec.suite, "profile": spec.profile, "method": spec.method,
         "label": spec.label, "seed": spec.seed, "cell_id": spec.cell_id,
-        "method_kind": cls.kind, "supervised": cls.supervised,
+        "method_kind": cls.kind, "supervised": cls.supervised, "show_outputs": cls.show_outputs,
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
         "scores": outcome.scores, "details": outcome.details,
@@ -142,9 +142,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
         n_jobs=max(1, config.data_jobs or config.jobs), progress=config.progress,
     )
     handle = suite.prepare(profile, options)
-    report_data = suite.report_data(handle)
-    if not report_data.is_empty():
-        store.save_report_data(handle.key, report_data)
+    store.save_report_data(handle.key, dataclasses.replace(suite.report_data(handle), layout=suite.report_layout(handle)))
     force = config.force
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
@@ -187,7 +185,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
                 summary.ran.append(record["cell_id"])
         bar.close()
     summary.seconds = time.time() - start
-    rebuild_outputs(suite_name, profile, store, handle, cells, summary, device, config.command)
+    rebuild_outputs(suite_name, profile, store, handle, summary, device, config.command)
     return summary
 
 

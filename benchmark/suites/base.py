@@ -15,21 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from benchmark.core.data_handle import DataHandle
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.profiles import PROFILES
 from benchmark.core.report_data import ReportData
+from benchmark.core.report_layout import FigureSpec, ReportLayout, TableSpec
 from benchmark.evaluation.assignment import assign_by_mse
-from benchmark.evaluation.metrics import get_metric
 from benchmark.evaluation.scoring import (
     DERIVED_METRICS,
-    ORACLE_VARIANT,
     score_oracle,
     score_sources,
     si_sdri_rows,
 )
-from benchmark.report.leaderboard import ColumnSpec, markdown_table
 from benchmark.run.fitting import Fitter
 from methods.base import Method, Split
 
@@ -62,21 +60,6 @@ class SuiteOptions:
     signals: tuple[str, ...] = ("ECG", "PPG")
     n_jobs: int = 1
     progress: bool = True
-
-
-@dataclass(frozen=True)
-class DataHandle:
-    """What a worker needs to reopen a prepared dataset (paths, never arrays).
-
-    ``key`` identifies the data exactly and enters every cell fingerprint;
-    ``info`` is recorded in the manifest.
-    """
-
-    suite: str
-    profile: str
-    key: str
-    paths: dict[str, str]
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,7 +111,9 @@ class Suite(ABC):
 
     A suite is one class in one module of :mod:`benchmark.suites`; it is found by location,
     with no edit anywhere else. Subclasses set the class attributes below and implement
-    :meth:`prepare`, :meth:`run_cell`, :meth:`reference_rows` and :meth:`render_markdown`.
+    :meth:`prepare` and :meth:`load_splits` (or their own protocol, :meth:`run_cell`); where the
+    defaults do not fit, :meth:`report_layout` (tables, notes, figures), :meth:`report_data`
+    (what reports need from the data) and :meth:`reference_rows` (published values).
 
     Attributes
     ----------
@@ -322,60 +307,34 @@ class Suite(ABC):
     def report_data(self, handle: DataHandle) -> ReportData:
         """What reports need from the data besides the cells (:mod:`benchmark.core.report_data`):
         groups of dependent test items, fill and reference rates of rate suites, rows measured on
-        the data alone. The runner keeps it in the store, so reports never reopen data; none by
-        default (independent test items)."""
+        the data alone, the example test items its figures show. The runner keeps it in the
+        store, so reports never reopen data; none by default (independent test items, no figures)."""
         return ReportData()
 
-    # --------------------------------------------------------- leaderboard
-    def column_title(self, metric: str, target: str) -> str:
-        """Markdown column title of one (metric, target) pair, e.g. ``"Triangle MSE ↓"``."""
-        spec = get_metric(metric)
-        return f"{target.replace('_', ' ').capitalize()} {spec.label} {spec.arrow}"
+    # -------------------------------------------------------------- report
+    def report_layout(self, handle: DataHandle) -> ReportLayout:
+        """The leaderboard's title, notes, tables and figures, declared as data
+        (:mod:`benchmark.core.report_layout`); the runner keeps it in the store and the report
+        renders it. Default: a title, the test size, seeds and device, and one table per input with
+        a column per declared metric and target (a heading per input when there are several)."""
+        several = len(self.inputs) > 1
+        return self.layout(
+            title=f"# {self.description} — profile `{handle.profile}`",
+            notes=("Test split: $n_test items. Measured rows: mean ± std over seeds $seeds; device `$device`.",),
+            tables=tuple(self.metric_table(input_name, heading=f"## Input `{input_name}`\n\n" if several else "")
+                         for input_name in self.inputs),
+        )
 
-    def markdown_columns(self, leaderboard: pd.DataFrame, input_name: str | None = None) -> list[ColumnSpec]:
-        """One column per declared metric x target present in ``leaderboard``, metric by metric.
+    def layout(self, title: str, notes: tuple[str, ...] = (), tables: tuple[TableSpec, ...] = (),
+               figures: tuple[FigureSpec, ...] = ()) -> ReportLayout:
+        """A :class:`ReportLayout` with this suite's metrics, verdict settings and :meth:`reference_rows`."""
+        return ReportLayout(
+            title=title, notes=tuple(notes), tables=tuple(tables), figures=tuple(figures), metrics=self.metrics,
+            headline_metrics=self.headline_metrics or self.metrics, verdict_metrics=self.verdict_metrics,
+            pairing_unit=self.pairing_unit, reference_rows=self.reference_rows(),
+        )
 
-        Generated from :attr:`metrics`, so a declared metric always has its columns.
-        ``input_name`` restricts the rows looked at (``None``: the first input found).
-        """
-        if input_name is None:
-            input_name = leaderboard["input"].iloc[0] if len(leaderboard) else self.inputs[0]
-        rows = leaderboard[leaderboard["input"] == input_name]
-        columns = []
-        for metric in self.metrics:
-            found = list(dict.fromkeys(rows.loc[rows["metric"] == metric, "target"]))
-            ordered = [t for t in self.column_targets if t in found] + [t for t in found if t not in self.column_targets]
-            for target in ordered:
-                columns.append(ColumnSpec(self.column_title(metric, target), input_name, target, metric, get_metric(metric).digits))
-        return columns
-
-    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        """The markdown leaderboard: a title, what the rows are, and :meth:`markdown_columns`."""
-        data = manifest.get("data", {})
-        header = [
-            f"# {self.description} — profile `{manifest.get('profile')}`",
-            "",
-            f"Test split: {data.get('n_test', '?')} items. Measured rows: mean ± std over seeds "
-            f"{manifest.get('seeds')}; device `{manifest.get('device')}`.",
-            "",
-            "",
-        ]
-        return "\n".join(header) + self.tables(leaderboard, self.markdown_columns(leaderboard))
-
-    def tables(self, leaderboard: pd.DataFrame, columns: list[ColumnSpec]) -> str:
-        """The main table, then the per-item oracle rows (if any) in a table of their own."""
-        oracle = leaderboard["kind"] == "oracle"
-        text = markdown_table(leaderboard[~oracle], columns)
-        if oracle.any():
-            text += (
-                f"\n### {ORACLE_VARIANT}: per-item best permutation (an upper bound, not a blind result)\n\n"
-                "Each test item's outputs assigned to its sources with the true sources, as the "
-                "permutation-invariant (PIT) numbers of the source-separation literature are; the "
-                "table above uses one mapping chosen on validation, the benchmark's number.\n\n"
-                + markdown_table(leaderboard[oracle], columns, verdicts=False)
-            )
-        return text
-
-    def make_figures(self, records: list[dict], arrays: dict[str, dict[str, np.ndarray]], handle: DataHandle, out_dir: Path) -> list[Path]:
-        """Figures from finished cells; returns written paths."""
-        return []
+    def metric_table(self, input_name: str, **spec: Any) -> TableSpec:
+        """A table of ``input_name``'s rows with a column per declared metric and target
+        (:attr:`metrics`, :attr:`column_targets`); ``spec`` sets other :class:`TableSpec` fields."""
+        return TableSpec(input=input_name, metrics=self.metrics, column_targets=self.column_targets, **spec)

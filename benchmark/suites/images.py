@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from benchmark.core.keys import digest
-from benchmark.evaluation.metrics import SSIM_SETTINGS, get_metric
+from benchmark.core.report_data import ReportData, example_key
+from benchmark.core.report_layout import FigureSpec, ReportLayout
+from benchmark.evaluation.metrics import SSIM_SETTINGS
 from benchmark.evaluation.scoring import item_key, score_row
 from benchmark.run.fitting import Fitter
 from benchmark.suites.base import (
@@ -190,16 +191,11 @@ class ImagesSuite(Suite):
             for method, value in REFERENCE_MSE
         ]
 
-    # ----------------------------------------------------------- leaderboard
-    def column_title(self, metric: str, target: str) -> str:
-        """``Digit 1 MSE ↓``; the both-source column is ``MSE, both sources ↓``."""
-        if target == BOTH:
-            spec = get_metric(metric)
-            return f"{spec.label}, both sources {spec.arrow}"
-        return super().column_title(metric, target)
-
-    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        data = manifest.get("data", {})
+    # ---------------------------------------------------------------- report
+    def report_layout(self, handle: DataHandle) -> ReportLayout:
+        """A title and notes on the data, then per task with measured rows its table (the MSE over
+        both sources titled ``MSE, both sources``); per task a sample grid and training curves."""
+        data = handle.info
         pairs = data.get("pairs", {})
         sets = data.get("sets", {})
         if data.get("embedded", True):
@@ -211,9 +207,7 @@ class ImagesSuite(Suite):
             f"{s['name']}: " + " / ".join(f"{s['pools'][k]:,}" for k in ("train", "valid", "test")) + " images"
             for s in sets.values() if s)
         references = ", ".join(f"{value:g} ({method})" for method, value in REFERENCE_MSE)
-        lines = [
-            f"# MNIST / Fashion-MNIST mixtures — {title} — profile `{manifest.get('profile')}`",
-            "",
+        notes = (
             f"Pairs per task: {pairs.get('train', 0):,} train / {pairs.get('valid', 0):,} valid / "
             f"{pairs.get('test', 0):,} test, drawn (seed {data.get('data_seed')}) within pools of source "
             f"images split first, so no image is in two splits (train / valid / test pools: {pools}). "
@@ -224,43 +218,37 @@ class ImagesSuite(Suite):
             "clipped to [0, 1]; MSE, SSIM, PSNR and SI-SDR per source on the test pairs. SI-SDRi is the "
             "SI-SDR minus that of the mixture taken as the estimate, item by item (the mixture row is 0); "
             "'MSE, both sources' is the mean of the two sources' MSE. Measured rows: mean ± std over seeds "
-            f"{manifest.get('seeds')}; device `{manifest.get('device')}`. The U-Net and supervised "
+            "$seeds; device `$device`. The U-Net and supervised "
             "autoencoder rows see the true sources (upper references, not blind methods).",
-            "",
             f"Rows marked *paper* are the test MSE over both sources that U-Net separator projects report on "
             f"the full MNIST + Fashion-MNIST `digit+fashion` task with their own training ({references}): "
             "reference only"
             + (", not comparable to the 5,000-digit default, which has no `digit+fashion` task." if data.get("embedded", True)
                else "; the rows measured here use this benchmark's pairs and training budget."),
-            "",
-        ]
-        measured = leaderboard[leaderboard["source"] == "measured"]
-        text = "\n".join(lines)
-        for task in [t for t in self.inputs if t in set(measured["input"])]:
-            text += f"\n## Task `{task}` (sources: {', '.join(TASKS[task])})\n\n"
-            text += self.tables(leaderboard, self.markdown_columns(leaderboard, task))
-        return text
-
-    def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.report.figures import sample_grid_figure, training_curves_figure
-
-        paths, data = [], None
-        for task in handle.info["tasks"]:
-            per_method, histories = {}, {}
-            for record in records:
-                cell = arrays.get(record["cell_id"], {})
-                if f"{task}__example_estimates" in cell and record["label"] not in per_method:
-                    per_method[record["label"]] = cell[f"{task}__example_estimates"]
-                history = record.get("details", {}).get("inputs", {}).get(task, {}).get("fit_history")
-                if history:
-                    histories.setdefault(record["label"], {})[record["seed"]] = history
+        )
+        tables = tuple(
+            self.metric_table(task, heading=f"## Task `{task}` (sources: {', '.join(TASKS[task])})\n\n", show="measured",
+                              titles={f"*:{BOTH}": "{label}, both sources {arrow}"})
+            for task in self.inputs
+        )
+        figures = []
+        for task in data.get("tasks", []):
             stem = task.replace("+", "_")
-            if per_method:
-                data = data if data is not None else self._load(handle.paths.get("data_dir") or None, handle.info)
-                test = self.task_splits(handle, task, ("test",), data=data)["test"]
-                n = next(iter(per_method.values())).shape[0]
-                paths.append(sample_grid_figure(test.mixtures[:n], test.targets[:n], TASKS[task], per_method,
-                                                out_dir / f"sample_grid_{stem}.png"))
-            if histories:
-                paths.append(training_curves_figure(histories, out_dir / f"training_curves_{stem}.png"))
-        return paths
+            figures += [
+                FigureSpec("sample_grid", f"sample_grid_{stem}.png", task, {"sources": list(TASKS[task]), "prefix": f"{task}__"}),
+                FigureSpec("training_curves", f"training_curves_{stem}.png", task),
+            ]
+        return self.layout(
+            title=f"# MNIST / Fashion-MNIST mixtures — {title} — profile `{handle.profile}`",
+            notes=notes, tables=tables, figures=tuple(figures),
+        )
+
+    def report_data(self, handle: DataHandle) -> ReportData:
+        """Per task, the first test mixtures and their sources, for the sample grids."""
+        data = self._load(handle.paths.get("data_dir") or None, handle.info)
+        examples = {}
+        for task in handle.info["tasks"]:
+            test = self.task_splits(handle, task, ("test",), data=data)["test"]
+            examples[example_key(task, "mixtures")] = test.mixtures[: self.n_examples]
+            examples[example_key(task, "targets")] = test.targets[: self.n_examples]
+        return ReportData(examples=examples)

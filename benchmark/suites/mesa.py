@@ -29,12 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-import methods
 from benchmark.core.errors import CellSkipped
 from benchmark.core.keys import digest
-from benchmark.core.report_data import TEST_GROUPS, ReportData, fill_rate_key, reference_key
+from benchmark.core.report_data import (
+    TEST_GROUPS,
+    ReportData,
+    example_key,
+    fill_rate_key,
+    reference_key,
+)
+from benchmark.core.report_layout import ReportLayout
 from benchmark.core.store import atomic_save_npz
 from benchmark.evaluation.metrics import get_metric, rate_difference
 from benchmark.evaluation.respiration import rates
@@ -48,7 +53,7 @@ from benchmark.evaluation.source_choice import (
 )
 from benchmark.evaluation.statistics import group_means
 from benchmark.run.fitting import Fitter
-from benchmark.suites._mesa_tables import mesa_markdown
+from benchmark.suites._mesa_layout import mesa_layout
 from benchmark.suites.base import (
     BenchmarkError,
     CellOutcome,
@@ -76,6 +81,8 @@ CHOICE_REFERENCES = ("nasal_pressure", "thoracic")
 """References that choose a multi-output method's respiratory output, in order of preference."""
 AGREEMENT = ("mae_bpm", "bias_bpm", "loa_low_bpm", "loa_high_bpm", "rmse_bpm", "within2_pct")
 """The respiratory-rate literature's agreement statistics (RRest; Charlton et al.), per reference."""
+TABLE_2_METRICS = ("mae_bpm", "mae_bpm_filled", "waveform_corr", "coverage")
+"""The metrics of the paper's Table 2 layout; the agreement statistics get a table of their own."""
 CHUNK = 128
 GATED = "quality-gated"
 """Variant of the rows of a method that abstains where its output's respiratory-band power share
@@ -138,7 +145,6 @@ class MesaSuite(Suite):
     modality = "1d"
     inputs = ("ECG", "PPG")
     metrics = ("mae_bpm", "mae_bpm_filled", "waveform_corr", "coverage", *AGREEMENT[1:], "mae_bpm_recording")
-    table_2_metrics = ("mae_bpm", "mae_bpm_filled", "waveform_corr", "coverage")
     column_targets = (*REFERENCES, TRUTH, "any")
     headline_metrics = ("mae_bpm_filled", "mae_bpm")
     pairing_unit = "test recordings"
@@ -252,7 +258,7 @@ class MesaSuite(Suite):
     def _more_rows(self, fitter, probe, handle, cache, reference, input_name, outcome) -> None:
         """Rows beyond the method's own training, for suites that add some (none here)."""
 
-    def extra_notes(self, data: dict[str, Any]) -> str:
+    def _extra_notes(self, data: dict[str, Any]) -> str:
         """Words the leaderboard adds after the protocol (none here)."""
         return ""
 
@@ -447,10 +453,13 @@ class MesaSuite(Suite):
     def report_data(self, handle: DataHandle) -> ReportData:
         """The recording of every test segment (segments of one recording are dependent), per input
         the fill rate (:meth:`fill_rate`) and the reference rates of its scored test segments (for
-        the MAE with abstentions filled), and the agreement rows of the reference signals."""
+        the MAE with abstentions filled), and the agreement rows of the reference signals; for the
+        figures, per input its first test segments with the reference signals, and the rates of
+        every test segment of the reference the Bland-Altman plots compare against."""
         reference = _load_rates(handle.paths["reference_rates"])
         test = SegmentCache(handle.paths["segments"]).split("test")
-        arrays = {TEST_GROUPS: np.asarray(test["recording"])}
+        shown = _shown_reference(reference)
+        arrays, examples = {TEST_GROUPS: np.asarray(test["recording"])}, {}
         for input_name in handle.info["signals"]:
             if input_name not in test:
                 continue
@@ -460,7 +469,12 @@ class MesaSuite(Suite):
                 split, _, target = name.partition("__")
                 if split == "test":
                     arrays[reference_key(input_name, target)] = reference[name][rows]
-        return ReportData(arrays, self._agreement_rows(handle))
+            for name in (input_name, *REFERENCES, TRUTH):
+                if name in test:
+                    examples[example_key(input_name, name)] = np.asarray(test[name][rows[:N_EXAMPLES]])
+            examples[example_key(input_name, "reference_rates")] = reference.get(
+                f"test__{shown}", np.full(len(test["recording"]), np.nan))
+        return ReportData(arrays, self._agreement_rows(handle), examples)
 
     def _agreement_rows(self, handle: DataHandle) -> list[dict[str, Any]]:
         """Measured agreement of the reference signals themselves (no method, no seed)."""
@@ -491,10 +505,13 @@ class MesaSuite(Suite):
                      "metric": "mae_bpm", "mean": PAPER_THORACIC_VS_NASAL, "std": np.nan, "n_seeds": np.nan, "source": "paper"})
         return rows
 
-    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        return mesa_markdown(self, leaderboard, manifest, self.data_title(manifest.get("data", {})))
+    def report_layout(self, handle: DataHandle) -> ReportLayout:
+        """Paper Table 2, the agreement table and the figures (:func:`benchmark.suites._mesa_layout.mesa_layout`)."""
+        shown = _shown_reference(_load_rates(handle.paths["reference_rates"]))
+        return mesa_layout(self, handle, self._data_title(handle.info), self._extra_notes(handle.info), TABLE_2_METRICS,
+                           (*REFERENCES, TRUTH), shown)
 
-    def data_title(self, data: dict[str, Any]) -> str:
+    def _data_title(self, data: dict[str, Any]) -> str:
         """What the data is, for the leaderboard's title."""
         splits = data.get("summary", {}).get("splits", {})
         if data.get("synthetic", True):
@@ -502,55 +519,9 @@ class MesaSuite(Suite):
             return f"SYNTHETIC COHORT ({cohort.get('subjects')} subjects x {cohort.get('minutes')} min, seed {cohort.get('seed')}) — not MESA data"
         return f"MESA, {sum(len(splits[s].get('recordings', [])) for s in splits)} recordings"
 
-    def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.report.figures import (
-            bland_altman_figure,
-            mesa_examples_figure,
-            mesa_outputs_figure,
-        )
 
-        cache = SegmentCache(handle.paths["segments"])
-        test = cache.split("test")
-        stored = _load_rates(handle.paths["reference_rates"])
-        shown = next((name for name in CHOICE_REFERENCES if np.isfinite(stored.get(f"test__{name}", [np.nan])).any()), "nasal_pressure")
-        nasal_rates = stored.get(f"test__{shown}", np.full(len(test["recording"]), np.nan))
-        paths = []
-        for input_name in handle.info["signals"]:
-            per_method, rates_by_method, outputs = {}, {}, None
-            rows = None
-            for record in records:
-                cell = arrays.get(record["cell_id"], {})
-                info = record["details"].get("inputs", {}).get(input_name)
-                if info is None or f"{input_name}__example_estimates" not in cell or record["label"] in per_method:
-                    continue
-                rows = cell[f"{input_name}__example_rows"]
-                per_method[record["label"]] = cell[f"{input_name}__example_estimates"].astype(np.float32)
-                rates_by_method[record["label"]] = (cell[f"{input_name}__test_rates"], nasal_rates[cell[f"{input_name}__test_rows"]])
-                if outputs is None and info["outputs"] > 1 and _shows_outputs(record["method"]):
-                    outputs = (cell[f"{input_name}__example_outputs"].astype(np.float32), info["choice"], record["method"])
-            if not per_method:
-                continue
-            signals = {name: np.asarray(test[name][rows]) for name in (input_name, *REFERENCES, TRUTH) if name in test}
-            paths.append(mesa_examples_figure(signals, input_name, per_method, out_dir / f"examples_{input_name}.png"))
-            if outputs is not None:
-                paths.append(mesa_outputs_figure(np.asarray(test[input_name][rows[0]]), outputs[0], outputs[1], input_name, out_dir / f"{outputs[2]}_outputs_{input_name}.png"))
-            paths.append(bland_altman_figure(rates_by_method, input_name, out_dir / f"bland_altman_{input_name}.png", shown.replace("_", " ")))
-        return paths
-
-
-    def column_title(self, metric: str, target: str) -> str:
-        """Paper Table 2 wording: ``MAE vs nasal pressure ↓``, ``Coverage ↑``."""
-        spec = get_metric(metric)
-        if metric == "coverage":
-            return f"Coverage {spec.arrow}"
-        if metric == "waveform_corr":
-            return f"Corr. with true resp. (abs r) {spec.arrow}"
-        return f"{spec.label} vs {target.replace('_', ' ')} {spec.arrow}"
-
-
-def _shows_outputs(method_name: str) -> bool:
-    """Whether a method asks for a figure of all its outputs (``Method.show_outputs``)."""
-    try:
-        return bool(getattr(methods.get(method_name), "show_outputs", False))
-    except KeyError:
-        return False
+def _shown_reference(rates: dict[str, np.ndarray]) -> str:
+    """The reference the Bland-Altman figures compare against: the first of :data:`CHOICE_REFERENCES`
+    with a rate on some test segment."""
+    return next((name for name in CHOICE_REFERENCES if np.isfinite(rates.get(f"test__{name}", [np.nan])).any()),
+                CHOICE_REFERENCES[0])

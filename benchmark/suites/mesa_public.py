@@ -130,7 +130,7 @@ class MesaPublicSuite(MesaSuite):
             outcome.timings[f"{name}_{input_name}"] = value
         return None
 
-    def data_title(self, data: dict[str, Any]) -> str:
+    def _data_title(self, data: dict[str, Any]) -> str:
         sources = (data.get("public") or {}).get("sources", {})
         used = [f"{name} {e['requirement'].split('==')[1]}: {len(e['recordings'])} recording(s)"
                 for name, e in sources.items() if "recordings" in e]
@@ -138,7 +138,7 @@ class MesaPublicSuite(MesaSuite):
         return (f"PUBLIC REAL RECORDINGS, {len(used)} subjects (one per package; {'; '.join(used + left)}), "
                 f"cut by time into recordings of {(data.get('public') or {}).get('recording_seconds')} s")
 
-    def extra_notes(self, data: dict[str, Any]) -> str:
+    def _extra_notes(self, data: dict[str, Any]) -> str:
         """The leaderboard's words on the sim-to-real rows and the pinned recordings."""
         pinned = (data.get("public") or {}).get("pinned_test") or []
         sim = (data.get("sim_to_real") or {}).get("cohort") or {}

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from benchmark.core.report_data import ReportData, example_key
+from benchmark.core.report_layout import FigureSpec, ReportLayout
 from benchmark.evaluation.metrics import SSIM_SETTINGS
 from benchmark.suites.base import (
     DataHandle,
@@ -93,56 +94,29 @@ class TrianglesSuite(Suite):
                     })
         return rows
 
-    def render_markdown(self, leaderboard: pd.DataFrame, manifest: dict[str, Any]) -> str:
-        columns = self.markdown_columns(leaderboard, "mixture")
-        data = manifest.get("data", {})
-        generator = data.get("generator", {})
-        header = [
-            f"# Triangles & circles — profile `{manifest.get('profile')}`",
-            "",
-            f"Paper Table 1 layout. Test split: {data.get('n_test', '?')} mixtures of a generated "
-            f"dataset of {generator.get('n', '?')} pairs (beta={generator.get('beta', '?')}, seed "
-            f"{generator.get('seed', '?')}). Measured rows: mean ± std over seeds "
-            f"{manifest.get('seeds')}; device `{manifest.get('device')}`. Rows marked *paper* are "
-            "the values reported in the paper (its own data, full configuration), shown for reference only.",
-            "",
-            "",
-        ]
-        return "\n".join(header) + self.tables(leaderboard, columns)
-
-    def make_figures(self, records, arrays, handle, out_dir):
-        from benchmark.report.figures import (
-            decoder_weight_figure,
-            sample_grid_figure,
-            training_curves_figure,
+    def report_layout(self, handle: DataHandle) -> ReportLayout:
+        generator = handle.info.get("generator", {})
+        return self.layout(
+            title=f"# Triangles & circles — profile `{handle.profile}`",
+            notes=(
+                f"Paper Table 1 layout. Test split: $n_test mixtures of a generated "
+                f"dataset of {generator.get('n', '?')} pairs (beta={generator.get('beta', '?')}, seed "
+                f"{generator.get('seed', '?')}). Measured rows: mean ± std over seeds "
+                "$seeds; device `$device`. Rows marked *paper* are "
+                "the values reported in the paper (its own data, full configuration), shown for reference only.",
+            ),
+            tables=(self.metric_table("mixture"),),
+            figures=(
+                FigureSpec("sample_grid", "sample_grid.png", options={"sources": list(SOURCES)}),
+                FigureSpec("training_curves", "training_curves.png"),
+                FigureSpec("decoder_weights", "decoder_weights.png"),
+            ),
         )
 
-        splits = self.load_splits(handle)
-        test = splits["test"]
-        per_method = {}
-        for record in records:
-            cell_arrays = arrays.get(record["cell_id"], {})
-            if "example_estimates" in cell_arrays and record["label"] not in per_method:
-                per_method[record["label"]] = cell_arrays["example_estimates"]
-        paths = []
-        if per_method:
-            n = next(iter(per_method.values())).shape[0]
-            paths.append(sample_grid_figure(
-                test.mixtures[:n], test.targets[:n], SOURCES, per_method, out_dir / "sample_grid.png"))
-        histories: dict[str, dict[int, list[dict]]] = {}
-        for record in records:
-            history = record.get("details", {}).get("fit_history")
-            if history:
-                histories.setdefault(record["label"], {})[record["seed"]] = history
-        if histories:
-            paths.append(training_curves_figure(histories, out_dir / "training_curves.png"))
-        for record in records:
-            cell_arrays = arrays.get(record["cell_id"], {})
-            keys = [k for k in cell_arrays if k.startswith("decoder_weights_")]
-            weights = [cell_arrays[k] for k in sorted(keys, key=lambda k: int(k.rsplit("_", 1)[1]))]
-            if weights:
-                n_enc = record["params"].get("n_encoders", 1)
-                paths.append(decoder_weight_figure(weights, n_enc, out_dir / "decoder_weights.png"))
-                break
-        return paths
-
+    def report_data(self, handle: DataHandle) -> ReportData:
+        """The first test mixtures and their sources, for the sample grid."""
+        test = self.load_splits(handle)["test"]
+        return ReportData(examples={
+            example_key("mixture", "mixtures"): test.mixtures[: self.n_examples],
+            example_key("mixture", "targets"): test.targets[: self.n_examples],
+        })
