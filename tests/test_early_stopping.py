@@ -11,7 +11,7 @@ from methods.base import RunContext, Split
 from methods.convergence import convergence
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import CHECKPOINT_FILE, write_training_checkpoint
-from methods.nn.loop import run_epochs, train_epochs
+from methods.nn.loop import EpochPlan, run_epochs, train_epochs
 from methods.nn.steps import GradientStep
 
 N_SAMPLES, BATCH = 32, 8
@@ -49,8 +49,8 @@ def _toy():
 def _run(scores, epochs=10, start=0, fail_at=None, **kwargs):
     model, step, batches = _toy()
     validate = ScriptedScores(model, scores, start, fail_at)
-    run = run_epochs(model, step, batches, epochs=epochs, batch_size=BATCH, seed=0, progress=False,
-                     label="toy", validate=validate, **kwargs)
+    run = run_epochs(model, step, batches, EpochPlan(epochs=epochs, batch_size=BATCH, seed=0, label="toy", **kwargs),
+                     validate=validate)
     return run, model, validate
 
 
@@ -97,9 +97,9 @@ def test_without_patience_training_is_unchanged():
 
 def test_train_epochs_forwards_patience():
     model, step, batches = _toy()
-    run = train_epochs(model, step.optimizer, None, batches, step.step_losses, epochs=10, batch_size=BATCH,
-                       grad_clip=None, seed=0, progress=False, label="toy",
-                       validate=ScriptedScores(model, [1.0] * 10), patience=1)
+    run = train_epochs(model, step.optimizer, None, batches, step.step_losses,
+                       EpochPlan(epochs=10, batch_size=BATCH, seed=0, label="toy", patience=1),
+                       validate=ScriptedScores(model, [1.0] * 10))
     assert len(run.history) == 2 and run.budget.stopped_early
 
 
@@ -107,8 +107,8 @@ def test_train_epochs_forwards_patience():
 def test_patience_needs_a_positive_count_and_validation(patience, validate, message):
     model, step, batches = _toy()
     with pytest.raises(ValueError, match=message):
-        run_epochs(model, step, batches, epochs=2, batch_size=BATCH, seed=0, progress=False, label="toy",
-                   validate=ScriptedScores(model, [1.0, 1.0]) if validate else None, patience=patience)
+        run_epochs(model, step, batches, EpochPlan(epochs=2, batch_size=BATCH, seed=0, label="toy", patience=patience),
+                   validate=ScriptedScores(model, [1.0, 1.0]) if validate else None)
 
 
 SCORES = [1.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1]  # patience 3: stops after epoch 4

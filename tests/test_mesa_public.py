@@ -7,6 +7,7 @@ test downloads the real ``systole`` and ``pyphysio`` wheels and checks their fil
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,8 @@ import pytest
 
 import datasets.public_recordings as public_recordings
 from benchmark.cli import main
+from benchmark.core.data_handle import DataHandle
+from benchmark.core.errors import BenchmarkError
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_suite
 from datasets.public_recordings import (
@@ -99,14 +102,36 @@ def test_public_suite_has_own_and_sim_to_real_rows(tmp_path):
 
 def test_data_key_follows_the_recipe_not_the_files(tmp_path):
     """A clone converts the recordings again (new file times) and must still reuse the cells."""
+    from benchmark.run.runner import prepare_data
     from benchmark.suites import SuiteOptions, suites
 
     suite = suites()["mesa_public"]
-    first = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "a", progress=False))
-    second = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False))
+    first, model_data = prepare_data(suite, "tiny", SuiteOptions(cache_dir=tmp_path / "a", progress=False))
+    second, _ = prepare_data(suite, "tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False))
     assert first.key == second.key and first.paths["segments"] != second.paths["segments"]
-    third = suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False, signals=("ECG",)))
+    third, _ = prepare_data(suite, "tiny", SuiteOptions(cache_dir=tmp_path / "b", progress=False, signals=("ECG",)))
     assert third.key != first.key
+    assert model_data.suite == "mesa" and model_data.info["synthetic"]  # the data of the models it evaluates
+    with pytest.raises(BenchmarkError, match="prepare_data"):  # never prepared by a suite behind the runner's back
+        suite.prepare("tiny", SuiteOptions(cache_dir=tmp_path / "a", progress=False))
+
+
+def test_sim_to_real_is_a_planning_dependency_of_the_methods_that_learn():
+    from benchmark.run.fitting import Fitter, ModelOf
+    from benchmark.run.planning import plan_cells
+
+    cells = {c.method: c for c in plan_cells("mesa_public", "quick", ["meae", "supervised_ae", "mixture", "ecg_rifv"], [0], {})}
+    for name in ("meae", "supervised_ae"):
+        model = cells[name].model_of
+        assert model.suite == "mesa" and model.model_of is None
+        assert model == plan_cells("mesa", "quick", [name], [0], {})[0]  # the very cell the mesa suite runs
+        assert model.params == cells[name].params
+    assert cells["mixture"].model_of is None and cells["ecg_rifv"].model_of is None  # nothing learned to carry over
+    assert all(c.model_of is None for c in plan_cells("mesa", "quick", ["meae"], [0], {}))
+    handle = DataHandle("mesa", "quick", "k", {})
+    fitter = Fitter(lambda: None, Path("m"), ModelOf(Fitter(lambda: None, Path("s")), handle)).part("ECG")
+    assert fitter.model_dir == Path("m/ECG") and fitter.model_of.fitter.model_dir == Path("s/ECG")
+    assert fitter.model_of.handle is handle
 
 
 def test_all_runs_no_download_suite(tmp_path):

@@ -19,8 +19,9 @@ import pytest
 import torch
 
 import methods
-from benchmark.run.fitting import Fitter
+from benchmark.run.fitting import Fitter, ModelOf
 from benchmark.run.planning import _jsonable
+from benchmark.run.runner import prepare_data
 from benchmark.suites import SuiteOptions, get_suite, suites
 from methods.base import Method, RunContext
 
@@ -49,13 +50,14 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """``prepared(suite_name)`` -> the suite's tiny-profile data handle, prepared once per module."""
+    """``prepared(suite_name)`` -> the suite's tiny-profile data handle and the data of the models it
+    evaluates (``None`` for most suites), prepared once per module."""
     cache = tmp_path_factory.mktemp("contract_cache")
     handles = {}
 
     def get(suite_name: str):
         if suite_name not in handles:
-            handles[suite_name] = SUITES[suite_name].prepare("tiny", SuiteOptions(cache_dir=cache, progress=False))
+            handles[suite_name] = prepare_data(SUITES[suite_name], "tiny", SuiteOptions(cache_dir=cache, progress=False))
         return handles[suite_name]
 
     return get
@@ -105,7 +107,10 @@ def test_method_runs_on_suite(name, suite_name, prepared, tmp_path):
         method.fit = fit
         return method
 
-    outcome = suite.run_cell(Fitter(factory), prepared(suite_name))
+    handle, model_data = prepared(suite_name)
+    # As the runner plans it: a method that learns also has the model of the suite's sim-to-real dependency.
+    model_of = ModelOf(Fitter(factory), model_data) if model_data is not None and cls.learns else None
+    outcome = suite.run_cell(Fitter(factory, None, model_of), handle)
 
     assert fitted, "run_cell never fitted a method"
     for _, train in fitted:

@@ -17,7 +17,7 @@ from benchmark.run.planning import CellSpec
 from benchmark.run.runner import run_suite
 from methods.nn import time_budget
 from methods.nn.batches import BatchSource
-from methods.nn.loop import train_epochs
+from methods.nn.loop import EpochPlan, train_epochs
 
 N_SAMPLES, BATCH = 32, 8  # four steps per epoch
 
@@ -40,9 +40,9 @@ def _train(epochs: int, time_limit: float | None, checkpoint_dir=None):
         return {"total": model(batch[0]).pow(2).mean()}
 
     run = train_epochs(
-        model, optimizer, scheduler, BatchSource([data], "cpu"), step_losses, epochs=epochs,
-        batch_size=BATCH, grad_clip=None, seed=0, progress=False, label="test",
-        checkpoint_dir=checkpoint_dir, time_limit=time_limit,
+        model, optimizer, scheduler, BatchSource([data], "cpu"), step_losses,
+        EpochPlan(epochs=epochs, batch_size=BATCH, seed=0, label="test", checkpoint_dir=checkpoint_dir,
+                  time_limit=time_limit),
     )
     return run, optimizer
 

@@ -8,7 +8,7 @@ import torch
 
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import CHECKPOINT_FILE
-from methods.nn.loop import GuardSettings, TrainingDiverged, train_epochs
+from methods.nn.loop import EpochPlan, GuardSettings, TrainingDiverged, train_epochs
 from methods.nn.steps import optimisation_step
 
 N_SAMPLES, BATCH = 64, 16  # 4 steps per epoch
@@ -45,9 +45,10 @@ def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _run(model, optimizer, batches, losses, epochs=3, **kwargs):
     kwargs.setdefault("guard", GuardSettings(check_every=1))
+    loop_args = {name: kwargs.pop(name) for name in ("validate", "on_resume") if name in kwargs}
     return train_epochs(
-        model, optimizer, None, batches, losses, epochs=epochs, batch_size=BATCH, grad_clip=0.5,
-        seed=0, progress=False, label="test", **kwargs,
+        model, optimizer, None, batches, losses, EpochPlan(epochs=epochs, batch_size=BATCH, seed=0, label="test", **kwargs),
+        grad_clip=0.5, **loop_args,
     )
 
 
@@ -117,24 +118,26 @@ def test_interrupted_training_resumes_from_its_last_epoch_with_identical_results
     torch.set_num_threads(1)
     model, optimizer, batches = _problem()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
-    straight = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model), epochs=5, batch_size=BATCH,
-                            grad_clip=0.5, seed=0, progress=False, label="straight", checkpoint_dir=tmp_path / "a")
+    straight = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model),
+                            EpochPlan(epochs=5, batch_size=BATCH, seed=0, label="straight", checkpoint_dir=tmp_path / "a"),
+                            grad_clip=0.5)
     expected = _state(model)
 
     model, optimizer, batches = _problem()
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
     with pytest.raises(KeyboardInterrupt):  # dies inside epoch 2, after epochs 0 and 1 were saved
-        train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model, stop_at=10), epochs=5, batch_size=BATCH,
-                     grad_clip=0.5, seed=0, progress=False, label="first", checkpoint_dir=tmp_path / "b")
+        train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model, stop_at=10),
+                     EpochPlan(epochs=5, batch_size=BATCH, seed=0, label="first", checkpoint_dir=tmp_path / "b"),
+                     grad_clip=0.5)
     saved = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=True)
     assert saved["epoch"] == 1
 
     model, optimizer, batches = _problem(init_seed=1)  # fresh objects: everything must come from the checkpoint
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
     resumed_at = []
-    resumed = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model), epochs=5, batch_size=BATCH,
-                           grad_clip=0.5, seed=0, progress=False, label="resumed", checkpoint_dir=tmp_path / "b",
-                           on_resume=resumed_at.append)
+    resumed = train_epochs(model, optimizer, scheduler, batches, ScriptedLoss(model),
+                           EpochPlan(epochs=5, batch_size=BATCH, seed=0, label="resumed", checkpoint_dir=tmp_path / "b"),
+                           grad_clip=0.5, on_resume=resumed_at.append)
     assert resumed_at == [2] and resumed.events.resumed_from_epoch == 2
     assert [h.epoch for h in resumed.history] == [0, 1, 2, 3, 4]
     assert [h.losses["total"] for h in resumed.history[:2]] == [h.losses["total"] for h in straight.history[:2]]
@@ -232,8 +235,10 @@ def test_a_step_with_two_optimizers_is_guarded_checkpointed_and_rolled_back_as_a
         return 0.0
 
     step = TwoPlayerStep(model, nan_steps={5, 6, 7})  # epoch 1: one good step, then three NaN steps
-    run = run_epochs(model, step, batches, epochs=2, batch_size=BATCH, seed=0, progress=False, label="two",
-                     validate=validate, checkpoint_dir=tmp_path, guard=GuardSettings(check_every=1))
+    run = run_epochs(model, step, batches,
+                     EpochPlan(epochs=2, batch_size=BATCH, seed=0, label="two", checkpoint_dir=tmp_path,
+                               guard=GuardSettings(check_every=1)),
+                     validate=validate)
     assert (run.events.skipped_steps, run.events.rollbacks, run.events.lr_scale) == (3, 1, 0.5)
     assert step.first.param_groups[0]["lr"] == pytest.approx(0.05)
     assert step.second.param_groups[0]["lr"] == pytest.approx(5e-3)

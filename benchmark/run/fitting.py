@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from benchmark.core.data_handle import DataHandle
 from methods.base import Method, Split
 
-__all__ = ["Fit", "Fitter", "MethodFactory"]
+__all__ = ["Fit", "Fitter", "MethodFactory", "ModelOf"]
 
 MethodFactory = Callable[[], Method]
 
@@ -40,14 +41,14 @@ class Fitter:
         ``() -> Method``: a fresh, unfitted instance with the cell's parameters and run context.
     model_dir : Path or None
         Where the cell keeps its fitted model (``None``: nothing is saved or reloaded).
-    shared_model_dir : Path or None
-        Where the cell of the suite whose models this suite reuses keeps its fitted model
-        (sim-to-real rows; ``None`` when there is no such suite).
+    model_of : ModelOf or None
+        The other cell whose fitted model this cell also evaluates on its own data, when the
+        plan says so (:attr:`benchmark.run.planning.CellSpec.model_of`; sim-to-real rows).
     """
 
     factory: MethodFactory
     model_dir: Path | None = None
-    shared_model_dir: Path | None = None
+    model_of: ModelOf | None = None
 
     def probe(self) -> Method:
         """A fresh unfitted instance, to read what the method declares."""
@@ -58,12 +59,8 @@ class Fitter:
         return Fitter(
             self.factory,
             self.model_dir / name if self.model_dir is not None else None,
-            self.shared_model_dir / name if self.shared_model_dir is not None else None,
+            self.model_of.part(name) if self.model_of is not None else None,
         )
-
-    def shared(self) -> Fitter:
-        """The fitter whose checkpoints are those of the suite this suite shares its models with."""
-        return Fitter(self.factory, self.shared_model_dir, None)
 
     def fit(self, train: Split, valid: Split | None) -> Fit:
         """Fit a fresh method on ``train`` (``valid`` for early stopping), or reload the one an
@@ -97,3 +94,23 @@ class Fitter:
             shutil.rmtree(model_dir, ignore_errors=True)
             tmp.rename(model_dir)
         return Fit(method, seconds, False)
+
+
+@dataclass(frozen=True)
+class ModelOf:
+    """Another cell's model, which a cell also evaluates on its own data (a planning dependency).
+
+    Parameters
+    ----------
+    fitter : Fitter
+        Fits that cell's model on that cell's data, or reloads what that cell saved.
+    handle : DataHandle
+        That cell's data.
+    """
+
+    fitter: Fitter
+    handle: DataHandle
+
+    def part(self, name: str) -> ModelOf:
+        """The same for one of several models (one per input or task)."""
+        return ModelOf(self.fitter.part(name), self.handle)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import methods
@@ -61,6 +61,12 @@ class CellSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     time_limit: float | None = None
     code_versions: dict[str, int] = field(default_factory=dict)
+    model_of: CellSpec | None = None
+    """The cell of another suite whose fitted model this cell also evaluates on its own data
+    (sim-to-real: the same method, seed and parameters on the suite this one is a data variant
+    of, :class:`benchmark.suites.base.DataVariant`); the runner fits or reloads that model on
+    that suite's default data. Not part of the fingerprint: that data's key is part of this
+    cell's data key."""
 
     @property
     def label(self) -> str:
@@ -187,5 +193,17 @@ def plan_cells(
         base = checked_params(cls, suite, profile, own)
         for seed in seeds if "seed" in base else [DETERMINISTIC_SEED]:
             params = {**base, "seed": seed} if "seed" in base else base
-            cells.append(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code))
+            cells.append(with_model_of(CellSpec(suite, profile, name, seed, _jsonable(params), dict(own), time_limit, code)))
     return cells
+
+
+def with_model_of(spec: CellSpec) -> CellSpec:
+    """``spec`` with its planning dependency: on a suite that evaluates the models of the suite it
+    is a data variant of (``DataVariant.shares_models``), a method that learns also gets that
+    suite's cell of the same method, seed and parameters (:attr:`CellSpec.model_of`)."""
+    variant = get_suite(spec.suite).variant
+    if variant is None or not variant.shares_models or not methods.get(spec.method).learns:
+        return spec
+    model_suite = get_suite(variant.of)
+    code = {**spec.code_versions, "suite_scoring": getattr(model_suite, "scoring_version", 1)}
+    return replace(spec, model_of=replace(spec, suite=model_suite.name, code_versions=code, model_of=None))

@@ -27,9 +27,9 @@ from benchmark.core.store import ResultStore
 from benchmark.report.reporting import RunSummary, rebuild_outputs, training_budget
 from benchmark.run.config import RunConfig
 from benchmark.run.executors import check_backend, failed_record, open_executor
-from benchmark.run.fitting import Fitter
+from benchmark.run.fitting import Fitter, ModelOf
 from benchmark.run.planning import CellSpec, plan_cells, resolve_methods
-from benchmark.suites import DataHandle, SuiteOptions, get_suite
+from benchmark.suites import DataHandle, Suite, SuiteOptions, get_suite
 from methods.base import RunContext
 from methods.nn.device import resolve_device
 
@@ -39,6 +39,7 @@ log = logging.getLogger("bss_bench")
 def execute_cell(
     spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool,
     force: bool = False, run_deadline: float | None = None, force_cells: frozenset[str] = frozenset(),
+    model_data: DataHandle | None = None,
 ) -> tuple[dict, dict]:
     """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
 
@@ -46,7 +47,9 @@ def execute_cell(
     deleted, so the model is refitted.
     ``run_deadline`` (a ``time.time()`` value, from ``--total-time-limit``) caps the cell's
     training time at what is left of the run; a cell that starts after it is not run
-    (``status == "skipped"``).
+    (``status == "skipped"``). ``model_data`` is the data of the cell's planning dependency
+    (:attr:`CellSpec.model_of <benchmark.run.planning.CellSpec.model_of>`), whose model the fitter
+    fits there or reloads from that cell's folder.
     """
     started = time.time()
     time_limit = spec.time_limit
@@ -69,7 +72,10 @@ def execute_cell(
         def factory():
             return cls(**spec.params).with_context(context)
 
-        fitter = Fitter(factory, model_dir, _shared_model_dir(suite, spec, handle, cache_dir))
+        model_of = None
+        if spec.model_of is not None and model_data is not None:
+            model_of = ModelOf(Fitter(factory, _model_dir(spec.model_of, model_data.key, cache_dir)), model_data)
+        fitter = Fitter(factory, model_dir, model_of)
         outcome = suite.run_cell(fitter, handle)
     except CellSkipped as reason:
         return {"cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped", "reason": str(reason)}, {}
@@ -96,12 +102,15 @@ def _model_dir(spec: CellSpec, data_key: str, cache_dir: str) -> Path:
     return Path(cache_dir) / "models" / spec.suite / spec.profile / f"{spec.cell_id}-{spec.fingerprint(data_key)[:12]}"
 
 
-def _shared_model_dir(suite, spec: CellSpec, handle: DataHandle, cache_dir: str) -> Path | None:
-    """Where the suite this suite shares its models with keeps this cell's checkpoint (or ``None``)."""
-    key = handle.info.get("sibling_data_key")
-    if suite.variant is None or not suite.variant.shares_models or key is None:
-        return None
-    return _model_dir(dataclasses.replace(spec, suite=suite.variant.of), key, cache_dir)
+def prepare_data(suite: Suite, profile: str, options: SuiteOptions) -> tuple[DataHandle, DataHandle | None]:
+    """The suite's data and, for a suite that evaluates the models of the suite it is a data variant
+    of, that suite's default data (``None`` otherwise), which is prepared first and handed to the
+    suite's ``prepare`` as ``options.model_data``."""
+    model_data = None
+    if suite.variant is not None and suite.variant.shares_models:
+        model_data = get_suite(suite.variant.of).prepare(
+            profile, dataclasses.replace(options, data_dir=None, max_recordings=None))
+    return suite.prepare(profile, dataclasses.replace(options, model_data=model_data)), model_data
 
 
 def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
@@ -141,7 +150,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
         max_recordings=config.max_recordings, signals=tuple(config.signals),
         n_jobs=max(1, config.data_jobs or config.jobs), progress=config.progress,
     )
-    handle = suite.prepare(profile, options)
+    handle, model_data = prepare_data(suite, profile, options)
     store.save_report_data(handle.key, dataclasses.replace(suite.report_data(handle), layout=suite.report_layout(handle)))
     force = config.force
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
@@ -166,7 +175,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
     if todo:
         task = functools.partial(
             execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=config.run_deadline,
-            force_cells=frozenset(summary.stale) if config.recompute_stale else frozenset(),
+            force_cells=frozenset(summary.stale) if config.recompute_stale else frozenset(), model_data=model_data,
         )
         with open_executor(config.backend, device, config.jobs, config.scheduler) as executor:
             summary.execution = executor.describe()

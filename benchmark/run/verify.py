@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.store import ResultStore, atomic_write_text
 from benchmark.evaluation.metrics import get_metric
-from benchmark.run.planning import CellSpec
-from benchmark.run.runner import execute_cell
+from benchmark.run.planning import CellSpec, with_model_of
+from benchmark.run.runner import execute_cell, prepare_data
 from benchmark.suites import SuiteOptions, get_suite
 from methods.nn.device import resolve_device
 
@@ -65,11 +65,11 @@ def choose_cells(records: list[dict[str, Any]], n: int, seed: int = 0) -> list[d
 
 def spec_from_record(record: dict[str, Any]) -> CellSpec:
     """The cell specification a finished record was computed from."""
-    return CellSpec(
+    return with_model_of(CellSpec(
         record["suite"], record["profile"], record["method"], record["seed"], record["params"],
         record.get("overrides") or {}, (record.get("time_limit") or {}).get("per_cell_s"),
         (record.get("provenance") or {}).get("code", {}),
-    )
+    ))
 
 
 def compare_scores(cell_id: str, stored: list[dict], recomputed: list[dict], tolerance: Tolerance) -> list[dict[str, Any]]:
@@ -115,7 +115,7 @@ def verify_suite(
         raise BenchmarkError(f"--verify: no finished cells in {store.root}")
     scratch = Path(scratch_dir) if scratch_dir is not None else Path(cache_dir) / "verify" / suite_name / profile
     shutil.rmtree(scratch / "models", ignore_errors=True)
-    handle = suite.prepare(profile, SuiteOptions(cache_dir=Path(cache_dir), progress=progress, **(options or {})))
+    handle, model_data = prepare_data(suite, profile, SuiteOptions(cache_dir=Path(cache_dir), progress=progress, **(options or {})))
     chosen = choose_cells(records, n_cells, seed)
     resolved = resolve_device(device)
     rows = []
@@ -126,7 +126,8 @@ def verify_suite(
                 f"prepared now is '{handle.key}' (pass the run's --data-dir/--signals/--max-recordings)")
         threads = int(record.get("n_threads") or 1)
         with threadpool_limits(limits=threads):
-            fresh, _ = execute_cell(spec_from_record(record), handle, resolved, threads, str(scratch), False, force=True)
+            fresh, _ = execute_cell(spec_from_record(record), handle, resolved, threads, str(scratch), False, force=True,
+                                    model_data=model_data)
         if fresh.get("status") != "finished":
             raise BenchmarkError(f"--verify: recomputing {record['cell_id']} failed: {fresh.get('error')}")
         rows += compare_scores(record["cell_id"], record["scores"], fresh["scores"], tolerance)

@@ -52,6 +52,9 @@ class SuiteOptions:
         Worker processes for data preparation.
     progress : bool
         Progress bars.
+    model_data : DataHandle or None
+        For a suite that evaluates the models of the suite it is a data variant of
+        (``DataVariant.shares_models``): that suite's data, prepared by the runner first.
     """
 
     cache_dir: Path
@@ -60,6 +63,7 @@ class SuiteOptions:
     signals: tuple[str, ...] = ("ECG", "PPG")
     n_jobs: int = 1
     progress: bool = True
+    model_data: DataHandle | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,13 @@ class DataVariant:
     data : str
         The ``--data`` value that selects it: ``--suite <of> --data <data>`` runs this suite.
     shares_models : bool
-        Whether its cells may reuse the fitted models of ``of``'s cell with the same method, seed
-        and parameters (sim-to-real rows): the runner's :meth:`Fitter.shared
-        <benchmark.run.fitting.Fitter.shared>` then points at that cell's checkpoint, on the data of
-        ``DataHandle.info["sibling_data_key"]``.
+        Whether its cells also evaluate the fitted models of ``of``'s cell with the same method,
+        seed and parameters (sim-to-real rows): a planning dependency
+        (:attr:`CellSpec.model_of <benchmark.run.planning.CellSpec.model_of>`) for every method
+        that learns. The runner prepares ``of``'s default data (no ``--data-dir``, every recording),
+        hands it to :meth:`Suite.prepare` as ``options.model_data``, and gives each cell's fitter
+        that cell's model (:class:`ModelOf <benchmark.run.fitting.ModelOf>`: fitted there, or
+        reloaded from that cell's folder).
     """
 
     of: str

@@ -19,11 +19,8 @@ Every method that learns from data gets two kinds of rows:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from benchmark.core.keys import digest
 from benchmark.suites.base import (
@@ -32,16 +29,13 @@ from benchmark.suites.base import (
     DataVariant,
     SuiteOptions,
 )
-from benchmark.suites.mesa import EDGE_CROP, MesaSuite, _load_rates
+from benchmark.suites.mesa import EDGE_CROP, SIM_TO_REAL, MesaSuite
 from datasets.mesa import (
     NoUsableRecordingsError,
     PreprocessConfig,
-    SegmentCache,
     build_segment_cache,
 )
 from datasets.public_recordings import PublicDataError, write_public_recordings
-
-SIM_TO_REAL = "sim-to-real"
 
 PROFILES: dict[str, dict[str, Any]] = {
     name: {"recording_seconds": 123.0, "n_select": 1000, "n_train": 500, "valid_fraction": 0.1, "data_seed": 0}
@@ -80,8 +74,10 @@ class MesaPublicSuite(MesaSuite):
         except (NoUsableRecordingsError, FileNotFoundError) as error:
             raise BenchmarkError(str(error)) from None
         reference_path = self._reference_rates(cache, options.n_jobs)
-        # The synthetic cohort the sim-to-real rows train on, exactly as the mesa suite prepares it.
-        sim = MesaSuite().prepare(profile, replace(options, data_dir=None, max_recordings=None))
+        sim = options.model_data  # the synthetic cohort the sim-to-real rows train on, prepared by the runner
+        if sim is None:
+            raise BenchmarkError("mesa_public evaluates the mesa suite's models: prepare it with "
+                                 "benchmark.run.runner.prepare_data, which prepares their data first")
         return DataHandle(
             # Keyed by the recipe, not by the converted files' timestamps: a clone reuses the cells.
             suite=self.name, profile=profile,
@@ -91,44 +87,11 @@ class MesaPublicSuite(MesaSuite):
             info={
                 "synthetic": False, "public": sources, "data_dir": str(folder), "preprocess": preprocess.to_dict(),
                 "split": split_params, "signals": list(options.signals), "sampling_rate": 200.0,
-                "edge_crop": EDGE_CROP, "summary": dict(cache.summary), "sibling_data_key": sim.key,
+                "edge_crop": EDGE_CROP, "summary": dict(cache.summary),
                 "respiratory_band_hz": sim.info["respiratory_band_hz"],
-                "sim_to_real": {"cohort": sim.info["cohort"], "summary": sim.info["summary"]},
+                "sim_to_real": {"data_key": sim.key, "cohort": sim.info["cohort"], "summary": sim.info["summary"]},
             },
         )
-
-    def _more_rows(self, fitter, probe, handle, cache, reference, input_name, outcome) -> None:
-        """Sim-to-real rows of a method that learns; a reason in the details when there are none."""
-        if probe.learns:
-            reason = self._sim_to_real(fitter.shared(), probe, handle, cache, reference, input_name, outcome)
-            if reason is not None:
-                outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {"skipped": reason}
-
-    def _sim_to_real(self, fitter, probe, handle, cache, reference, input_name, outcome) -> str | None:
-        """Rows of the model trained on the synthetic cohort, tested on the public test recordings."""
-        test_data = cache.split("test")
-        test_rows = self._rows(test_data, input_name, False) if input_name in test_data else np.array([], int)
-        if not len(test_rows):
-            return f"no {input_name} segments in the public test recordings"
-        sim_cache = SegmentCache(handle.paths["sim_segments"])
-        sim_reference = _load_rates(handle.paths["sim_reference_rates"])
-        fitted = self._fit(fitter, probe, sim_cache, sim_reference, input_name)
-        if isinstance(fitted, str):
-            return f"synthetic cohort: {fitted}"
-        method, selection, fit_seconds, reloaded, n_train = fitted
-        evaluated = self._evaluate(method, selection, test_data, test_rows, reference, input_name, SIM_TO_REAL, outcome)
-        if isinstance(evaluated, str):
-            return evaluated
-        rules, chooser, k_outputs, _, _, extra, seconds = evaluated
-        outcome.details.setdefault(SIM_TO_REAL, {})[input_name] = {
-            "outputs": k_outputs, "choice": rules, "choice_reference": chooser, **extra, "n_train": n_train,
-            "n_test": len(test_rows), "reloaded_model": reloaded,
-            "training_budget": method.fit_info().budget,
-        }
-        for name, value in (("fit_sim", fit_seconds), ("select_sim", seconds[0]), ("score_sim", seconds[1])):
-            outcome.timings[name] = outcome.timings.get(name, 0.0) + value
-            outcome.timings[f"{name}_{input_name}"] = value
-        return None
 
     def _data_title(self, data: dict[str, Any]) -> str:
         sources = (data.get("public") or {}).get("sources", {})

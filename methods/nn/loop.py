@@ -205,28 +205,55 @@ def _improves(score: float, best: float, min_delta: float) -> bool:
     return score < best and (math.isinf(best) or score < best - min_delta * abs(best))
 
 
+@dataclass(frozen=True)
+class EpochPlan:
+    """How an epoch loop runs: its length, batches, seed, checkpoints, limits and early stopping.
+
+    Parameters
+    ----------
+    epochs, batch_size, seed : int
+        Epochs to run, samples per step, seed of the batch order.
+    label : str
+        Name of the progress bar and log lines.
+    progress : bool
+        Show a progress bar.
+    keep_best : bool
+        End with the weights of the best validation epoch.
+    checkpoint_dir : Path or None
+        Where the complete training state is written after every epoch (and resumed from).
+    guard : GuardSettings or None
+        Non-finite-loss handling (default :class:`GuardSettings`).
+    time_limit : float or None
+        Seconds of training, resumed runs counting their earlier epochs.
+    patience, min_delta, patience_start : int or None, float, int
+        Early stopping on the validation score (see :func:`run_epochs`).
+    """
+
+    epochs: int
+    batch_size: int
+    seed: int
+    label: str = "fit"
+    progress: bool = False
+    keep_best: bool = False
+    checkpoint_dir: Path | None = None
+    guard: GuardSettings | None = None
+    time_limit: float | None = None
+    patience: int | None = None
+    min_delta: float = MIN_DELTA
+    patience_start: int = 0
+
+
 def run_epochs(
     model: torch.nn.Module,
     step: TrainingStep,
     batches: BatchSource,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    progress: bool,
-    label: str,
+    plan: EpochPlan,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     validate: Callable[[], float] | None = None,
-    keep_best: bool = False,
-    checkpoint_dir: Path | None = None,
-    guard: GuardSettings | None = None,
     on_resume: Callable[[int], None] | None = None,
-    time_limit: float | None = None,
-    patience: int | None = None,
-    min_delta: float = MIN_DELTA,
-    patience_start: int = 0,
 ) -> TrainingLog:
-    """Run the epoch loop shared by the neural methods with a method-supplied ``step``.
+    """Run the epoch loop shared by the neural methods with a method-supplied ``step``, as ``plan``
+    (an :class:`EpochPlan`) says.
 
     Each batch goes to ``step`` (a :class:`TrainingStep`), which updates the
     parameters itself. Loss sums and the count of skipped (non-finite) steps
@@ -264,6 +291,9 @@ def run_epochs(
     ``patience`` does not imply ``keep_best``: pass both to end with the best
     epoch's weights. ``patience=None`` leaves the loop as it was.
     """
+    epochs, batch_size, seed, label, progress = plan.epochs, plan.batch_size, plan.seed, plan.label, plan.progress
+    keep_best, checkpoint_dir, guard, time_limit = plan.keep_best, plan.checkpoint_dir, plan.guard, plan.time_limit
+    patience, min_delta, patience_start = plan.patience, plan.min_delta, plan.patience_start
     if patience is not None and patience < 1:
         raise ValueError(f"patience must be a positive number of epochs, got {patience}")
     if patience is not None and validate is None:
@@ -362,20 +392,10 @@ def train_epochs(
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     batches: BatchSource,
     step_losses: StepLosses,
-    *,
-    epochs: int,
-    batch_size: int,
-    grad_clip: float | None,
-    seed: int,
-    progress: bool,
-    label: str,
+    plan: EpochPlan,
+    grad_clip: float | None = None,
     validate: Callable[[], float] | None = None,
-    keep_best: bool = False,
-    checkpoint_dir: Path | None = None,
-    guard: GuardSettings | None = None,
     on_resume: Callable[[int], None] | None = None,
-    time_limit: float | None = None,
-    patience: int | None = None,
 ) -> TrainingLog:
     """:func:`run_epochs` with the common step: ``step_losses(batch)["total"]`` minimised by ``optimizer``.
 
@@ -383,15 +403,11 @@ def train_epochs(
     ``grad_clip`` clips the gradient norm of ``model``'s parameters (see
     :class:`GradientStep`). The other arguments are those of :func:`run_epochs`.
     """
-    return run_epochs(
-        model, GradientStep(model, optimizer, step_losses, grad_clip), batches, epochs=epochs,
-        batch_size=batch_size, seed=seed, progress=progress, label=label, scheduler=scheduler,
-        validate=validate, keep_best=keep_best, checkpoint_dir=checkpoint_dir, guard=guard,
-        on_resume=on_resume, time_limit=time_limit, patience=patience,
-    )
+    return run_epochs(model, GradientStep(model, optimizer, step_losses, grad_clip), batches, plan, scheduler,
+                      validate, on_resume)
 
 
 __all__ = [
-    "MIN_DELTA", "EpochResult", "GuardSettings", "TrainingDiverged", "TrainingEvents", "TrainingLog", "run_epochs",
+    "MIN_DELTA", "EpochPlan", "EpochResult", "GuardSettings", "TrainingDiverged", "TrainingEvents", "TrainingLog", "run_epochs",
     "train_epochs",
 ]

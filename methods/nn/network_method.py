@@ -25,7 +25,7 @@ from methods.base import FitInfo, Method, Split
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import load_torch_state, save_torch_state
 from methods.nn.device import autocast, seed_and_threads
-from methods.nn.loop import EpochResult, TrainingLog, run_epochs
+from methods.nn.loop import EpochPlan, EpochResult, TrainingLog, run_epochs
 from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods.nn.steps import GradientStep, TrainingStep
 
@@ -134,14 +134,13 @@ class NetworkMethod(Method):
             ``(first_epoch) -> None``, called when a checkpoint is resumed.
         """
         context = self.context
-        run = run_epochs(
-            self.network_, step, BatchSource(self._arrays(train), context.device),
-            epochs=self.epochs, batch_size=self._batch_size(train), seed=self.seed,
-            progress=context.progress, label=f"{self.name} fit", scheduler=scheduler,
-            validate=validate, keep_best=keep_best, checkpoint_dir=context.work_dir,
-            on_resume=on_resume, time_limit=getattr(context, "time_limit", None),
-            patience=patience, patience_start=patience_start,
+        plan = EpochPlan(
+            epochs=self.epochs, batch_size=self._batch_size(train), seed=self.seed, label=f"{self.name} fit",
+            progress=context.progress, keep_best=keep_best, checkpoint_dir=context.work_dir,
+            time_limit=getattr(context, "time_limit", None), patience=patience, patience_start=patience_start,
         )
+        run = run_epochs(self.network_, step, BatchSource(self._arrays(train), context.device), plan, scheduler,
+                         validate, on_resume)
         self.fit_info_ = FitInfo(
             history=[self._history_entry(h) for h in run.history], events=run.events.to_dict(),
             budget=run.budget.to_dict(), n_parameters=self.n_parameters_,
