@@ -161,3 +161,10 @@ def test_the_report_package_reaches_no_suite_and_no_data_code(graph):
         for module in graph if module.startswith("benchmark.report")
     }
     assert {module: found for module, found in reached.items() if found} == {}
+
+
+def test_the_report_package_never_asks_the_method_registry(graph):
+    # What a method declares (kind, supervision, ...) is in its cell records; the registry is
+    # the ``methods`` package itself.
+    asking = sorted(module for module, imports in graph.items() if module.startswith("benchmark.report") and "methods" in imports)
+    assert asking == []

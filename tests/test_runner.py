@@ -476,3 +476,25 @@ def test_rebuild_only_restores_the_outputs_of_finished_cells(copy_of_base, cache
     assert (root / "runs.csv").read_text() == runs_before
     assert set(json.loads((root / "manifest.json").read_text())["cells"]) == CELLS
     assert (root / "figures" / "sample_grid.png").is_file()
+
+
+def test_a_rebuild_completes_old_records_with_what_their_methods_declare(copy_of_base, cache_dir):
+    """Records written before they carried method_kind, supervised and show_outputs get them from
+    the registry, after cell_id and with every other byte as it was; reports then need no registry."""
+    root = _root(copy_of_base)
+    path = root / "cells" / "meae__seed0.json"
+    record = json.loads(path.read_text())
+    old = {k: v for k, v in record.items() if k not in ("method_kind", "supervised", "show_outputs")}
+    path.write_text(json.dumps(old, indent=2) + "\n")
+    board_before = (root / "leaderboard.csv").read_text()
+
+    _run(copy_of_base, cache_dir, rebuild_only=True)
+    completed = json.loads(path.read_text())
+    keys = list(completed)
+    assert keys[keys.index("cell_id") + 1 : keys.index("cell_id") + 4] == ["method_kind", "supervised", "show_outputs"]
+    assert (completed["method_kind"], completed["supervised"], completed["show_outputs"]) == ("method", False, True)
+    assert {k: v for k, v in completed.items() if k in old} == old
+    assert (root / "leaderboard.csv").read_text() == board_before
+    mtime = path.stat().st_mtime_ns
+    _run(copy_of_base, cache_dir, rebuild_only=True)
+    assert path.stat().st_mtime_ns == mtime  # a complete record is never rewritten

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-import methods
 from benchmark.core.data_handle import DataHandle
 from benchmark.core.environment import describe_device, environment_info, package_versions
 from benchmark.core.errors import BenchmarkError
@@ -95,9 +94,6 @@ def scored_board(suite_name: str, store: ResultStore, handle: DataHandle) -> Sco
     def groups_for(input_name: str):  # asked once per row and comparison: found once per input
         return item_groups(data, input_name, arrays)
 
-    for record in records:  # cells written before the record carried what its method declares
-        if not {"method_kind", "supervised", "show_outputs"} <= record.keys():
-            record.update(_declared(record["method"]))
     derive_per_group(records, arrays, groups_for)  # per-recording scores from the per-segment values
     derive_filled_rate_scores(records, arrays, data)
     runs = lb.runs_frame(records, stale)
@@ -118,7 +114,7 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
     board["separates"] = separates_column(board, found)
     board["converged"] = convergence_column(board, records)
     headline_metrics = layout.headline_metrics or layout.metrics
-    blind = {r["method"]: not r["supervised"] for r in records}
+    blind = {r["method"]: not r.get("supervised", False) for r in records}
     comparisons = paired_comparisons(
         board, items, labels, valid, suite_name, headline_metrics, groups_for,
         lambda method: blind.get(method, False), layout.pairing_unit,
@@ -143,16 +139,6 @@ def rebuild_outputs(suite_name: str, profile: str, store: ResultStore, handle: D
             draw_figures(layout.figures, records, arrays, scored.data, store.figures_dir)
         except Exception as error:  # noqa: BLE001 - figures never cost the results
             log.error("figures for %s failed: %s", suite_name, error)
-
-
-def _declared(method_name: str) -> dict[str, Any]:
-    """``method_kind``, ``supervised`` and ``show_outputs`` of a registered method, for cells written
-    before their records carried them (``None``, ``False`` and ``False`` for unknown names)."""
-    try:
-        cls = methods.get(method_name)
-    except KeyError:
-        return {"method_kind": None, "supervised": False, "show_outputs": False}
-    return {"method_kind": cls.kind, "supervised": cls.supervised, "show_outputs": cls.show_outputs}
 
 
 def convergence_column(board: pd.DataFrame, records: list[dict[str, Any]]) -> list[str]:

@@ -16,6 +16,7 @@ import shutil
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -23,7 +24,7 @@ import methods
 from benchmark.core.environment import describe_device, package_versions
 from benchmark.core.errors import BenchmarkError, CellSkipped
 from benchmark.core.provenance import cell_provenance, stale_reasons
-from benchmark.core.store import ResultStore
+from benchmark.core.store import ResultStore, atomic_write_json
 from benchmark.report.reporting import RunSummary, rebuild_outputs, training_budget
 from benchmark.run.config import RunConfig
 from benchmark.run.executors import check_backend, failed_record, open_executor
@@ -84,7 +85,7 @@ def execute_cell(
     record = {
         "status": "finished", "suite": spec.suite, "profile": spec.profile, "method": spec.method,
         "label": spec.label, "seed": spec.seed, "cell_id": spec.cell_id,
-        "method_kind": cls.kind, "supervised": cls.supervised, "show_outputs": cls.show_outputs,
+        **declared_fields(spec.method),
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
         "scores": outcome.scores, "details": outcome.details,
@@ -95,6 +96,41 @@ def execute_cell(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return record, outcome.arrays
+
+
+DECLARED_FIELDS = ("method_kind", "supervised", "show_outputs")
+"""What a cell record carries of what its method declares, so that reports need no registry."""
+
+
+def declared_fields(method_name: str) -> dict[str, Any]:
+    """``method_kind``, ``supervised`` and ``show_outputs`` of a registered method (``None``,
+    ``False`` and ``False`` for a name no longer registered)."""
+    try:
+        cls = methods.get(method_name)
+    except KeyError:
+        return {"method_kind": None, "supervised": False, "show_outputs": False}
+    return {"method_kind": cls.kind, "supervised": cls.supervised, "show_outputs": cls.show_outputs}
+
+
+def complete_declared_fields(store: ResultStore, suite_name: str, data_key: str) -> list[str]:
+    """Give the finished cells of ``suite_name`` on ``data_key`` that were written before records
+    carried :data:`DECLARED_FIELDS` those fields, from the method registry, after ``cell_id``
+    (each record rewritten atomically, nothing else changed); returns the updated cell ids."""
+    updated = []
+    for record in store.records():
+        if record.get("suite") != suite_name or record.get("data_key") != data_key:
+            continue
+        missing = {k: v for k, v in declared_fields(record["method"]).items() if k not in record}
+        if not missing:
+            continue
+        completed = {}
+        for key, value in record.items():
+            completed[key] = value
+            if key == "cell_id":
+                completed.update(missing)
+        atomic_write_json(store.cell_path(record["cell_id"]), {**completed, **missing})
+        updated.append(record["cell_id"])
+    return updated
 
 
 def _model_dir(spec: CellSpec, data_key: str, cache_dir: str) -> Path:
@@ -194,6 +230,9 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
                 summary.ran.append(record["cell_id"])
         bar.close()
     summary.seconds = time.time() - start
+    completed = complete_declared_fields(store, suite_name, handle.key)
+    if completed:
+        log.info("%s: %d cell records completed with what their methods declare", suite_name, len(completed))
     rebuild_outputs(suite_name, profile, store, handle, summary, device, config.command)
     return summary
 
