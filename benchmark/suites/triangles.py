@@ -73,11 +73,17 @@ class TrianglesSuite(Suite):
 
     def load_splits(self, handle: DataHandle) -> dict[str, Split]:
         """The train/valid/test splits of a prepared dataset (with targets)."""
+        return self._read(handle, ("train", "valid", "test"))
+
+    @staticmethod
+    def _read(handle: DataHandle, names: tuple[str, ...], first: int | None = None) -> dict[str, Split]:
+        """The splits ``names`` (only their ``first`` items when given: nothing else is read)."""
         config = TrianglesConfig(**handle.info["generator"])
         data = load_or_generate(config, handle.paths["cache_dir"], progress=False)
         indices = split_indices(config.n, handle.info["split_seed"], valid_fraction=handle.info["valid_fraction"])
         splits = {}
-        for name, index in indices.items():
+        for name in names:
+            index = indices[name][:first]
             mixtures = np.asarray(data["mixture"][index], dtype=np.float32)
             targets = np.stack([np.asarray(data[s][index], dtype=np.float32) for s in SOURCES], axis=1)
             splits[name] = Split(mixtures, SOURCES, targets)
@@ -114,9 +120,7 @@ class TrianglesSuite(Suite):
         )
 
     def report_data(self, handle: DataHandle) -> ReportData:
-        """The first test mixtures and their sources, for the sample grid."""
-        test = self.load_splits(handle)["test"]
-        return ReportData(examples={
-            example_key("mixture", "mixtures"): test.mixtures[: self.n_examples],
-            example_key("mixture", "targets"): test.targets[: self.n_examples],
-        })
+        """The first test mixtures and their sources, for the sample grid (only those are read)."""
+        test = self._read(handle, ("test",), first=self.n_examples)["test"]
+        return ReportData(examples={example_key("mixture", "mixtures"): test.mixtures,
+                                    example_key("mixture", "targets"): test.targets})
