@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from benchmark.core.store import ResultStore  # noqa: E402
 from benchmark.evaluation.verdicts import verdicts  # noqa: E402
 from benchmark.report.reporting import scored_board  # noqa: E402
+from benchmark.run.runner import complete_declared_fields, keep_report_data  # noqa: E402
 from benchmark.suites import SuiteOptions, get_suite  # noqa: E402
 from benchmark.tools.sweep import load_sweep  # noqa: E402
 
@@ -61,8 +62,10 @@ def gather(sweep_out: Path, variant_runs: list, trivial_cells: Path, into: Path)
 
 def judge(store_root: Path, handle) -> pd.DataFrame:
     """Per-seed verdicts of the store's MEAE rows on SI-SDRi and on MSE."""
-    scored = scored_board(SUITE, ResultStore(store_root), handle)
-    suite = get_suite(SUITE)
+    store, suite = ResultStore(store_root), get_suite(SUITE)
+    keep_report_data(store, suite, handle)  # a gathered store has cells only: add what the runner keeps
+    complete_declared_fields(store, SUITE, handle.key)
+    scored = scored_board(SUITE, store, handle)
     frames = []
     for metric in ("si_sdri", "mse"):
         _, tests = verdicts(scored.board, scored.items, scored.valid, SUITE, (metric,),

@@ -98,6 +98,12 @@ def execute_cell(
     return record, outcome.arrays
 
 
+def keep_report_data(store: ResultStore, suite: Suite, handle: DataHandle) -> None:
+    """Keep in ``store`` what reports need besides the cells: the suite's report data for
+    ``handle`` and its declared layout (:mod:`benchmark.core.report_data`)."""
+    store.save_report_data(handle.key, dataclasses.replace(suite.report_data(handle), layout=suite.report_layout(handle)))
+
+
 DECLARED_FIELDS = ("method_kind", "supervised", "show_outputs")
 """What a cell record carries of what its method declares, so that reports need no registry."""
 
@@ -187,7 +193,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
         n_jobs=max(1, config.data_jobs or config.jobs), progress=config.progress,
     )
     handle, model_data = prepare_data(suite, profile, options)
-    store.save_report_data(handle.key, dataclasses.replace(suite.report_data(handle), layout=suite.report_layout(handle)))
+    keep_report_data(store, suite, handle)
     force = config.force
     unfinished = [c for c in cells if force or not store.is_finished(c.cell_id, c.fingerprint(handle.key))]
     summary = RunSummary(suite_name, profile, store.root, skipped=skipped)
