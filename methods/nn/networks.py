@@ -7,6 +7,13 @@ concatenated encoding ``Z = E_0(x) (+) ... (+) E_{N-1}(x)`` (paper Eq. 10) comes
 out of one kernel call with no Python loop over encoders. Batch norm is
 per-channel, so one ``BatchNorm`` over ``N*c`` channels equals N separate ones.
 
+How the grouped convolutions and the decoder's stride-1 transposed convolutions
+are *computed* is an execution choice, not part of the model: :data:`ENCODER_LAYOUTS`
+and :data:`DECODER_LAYOUTS` (set with
+:meth:`MultiEncoderAutoencoder.set_layout`) run the very same parameters through
+other kernels, for the device that runs one of them fastest
+(``python -m benchmark.tools.speed --layouts all`` measures each).
+
 The plain convolutional encoder and decoder stacks of VAE-BSS and
 adversarial ICA (:class:`ConvEncoderBody`, :class:`ConvDecoderBody`,
 :func:`check_divisible`) live here too.
@@ -18,8 +25,68 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
+
+ENCODER_LAYOUTS = ("grouped", "split", "dense")
+"""How the encoders' grouped convolutions run: ``"grouped"``, one convolution with ``groups=N``;
+``"split"``, N convolutions on the channel blocks of the input, concatenated; ``"dense"``, one
+ungrouped convolution with the block-diagonal weight (N times the FLOPs, dense kernels)."""
+DECODER_LAYOUTS = ("native", "conv")
+"""How the decoder's stride-1 transposed convolutions run: ``"native"``, as transposed
+convolutions; ``"conv"``, as plain convolutions with the kernel swapped and flipped."""
+
+
+def block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
+    """The ungrouped convolution weight equal to a grouped one: its blocks on the diagonal.
+
+    ``weight`` is ``(groups * c_out, c_in, *kernel)``; the result is
+    ``(groups * c_out, groups * c_in, *kernel)``, zero off the diagonal blocks,
+    and differentiable in ``weight``.
+    """
+    c_out, c_in, *kernel = weight.shape
+    blocks = weight.view(groups, c_out // groups, 1, c_in, *kernel)
+    eye = torch.eye(groups, dtype=weight.dtype, device=weight.device)
+    dense = blocks * eye.view(groups, 1, groups, 1, *([1] * len(kernel)))
+    return dense.reshape(c_out, groups * c_in, *kernel)
+
+
+class LayoutConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, same state dict) whose grouped form can run another way.
+
+    ``layout`` is one of :data:`ENCODER_LAYOUTS`; an ungrouped convolution always
+    runs as one.
+    """
+
+    layout = "grouped"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups == 1 or self.layout == "grouped":
+            return super().forward(x)
+        if self.layout == "dense":
+            weight = block_diagonal(self.weight, self.groups)
+            return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation)
+        parts = zip(x.chunk(self.groups, 1), self.weight.chunk(self.groups, 0), self.bias.chunk(self.groups, 0),
+                    strict=True)
+        return torch.cat([F.conv2d(xi, wi, bi, self.stride, self.padding, self.dilation) for xi, wi, bi in parts], 1)
+
+
+class LayoutConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` of stride 1 that can run as the equal plain convolution.
+
+    ``layout`` is one of :data:`DECODER_LAYOUTS`: with ``"conv"`` it computes
+    ``conv2d(x, flip(swap(W)), padding=k - 1 - p)``, the same function.
+    """
+
+    layout = "native"
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.layout == "native" or output_size is not None:
+            return super().forward(x, output_size)
+        padding = tuple(k - 1 - p for k, p in zip(self.kernel_size, self.padding, strict=True))
+        weight = self.weight.transpose(0, 1).flip(-2, -1)
+        return F.conv2d(x, weight, self.bias, 1, padding)
 
 
 def _layers(dims: int) -> tuple[type[nn.Module], type[nn.Module], type[nn.Module]]:
@@ -47,15 +114,15 @@ class Layers:
     def _size(self, k: int) -> int | tuple[int, int]:
         return k if self.dims == 2 else (1, k)
 
-    def conv(self, c_in: int, c_out: int, k: int, groups: int = 1) -> nn.Conv2d:
+    def conv(self, c_in: int, c_out: int, k: int, groups: int = 1, cls: type[nn.Conv2d] = nn.Conv2d) -> nn.Conv2d:
         padding = k // 2 if self.dims == 2 else (0, k // 2)
-        return nn.Conv2d(c_in, c_out, self._size(k), padding=padding, groups=groups)
+        return cls(c_in, c_out, self._size(k), padding=padding, groups=groups)
 
-    def conv_transpose(self, c_in: int, c_out: int, k: int) -> nn.ConvTranspose2d:
+    def conv_transpose(self, c_in: int, c_out: int, k: int) -> LayoutConvTranspose2d:
         """A stride-1 transposed convolution: the same function family as :meth:`conv`, but
         PyTorch initialises it from ``c_out`` (its weight's second axis), not ``c_in``."""
         padding = k // 2 if self.dims == 2 else (0, k // 2)
-        return nn.ConvTranspose2d(c_in, c_out, self._size(k), padding=padding)
+        return LayoutConvTranspose2d(c_in, c_out, self._size(k), padding=padding)
 
     def batch_norm(self, channels: int, momentum: float = 0.1) -> nn.BatchNorm2d:
         return nn.BatchNorm2d(channels, momentum=momentum)
@@ -185,17 +252,17 @@ class MultiEncoder(nn.Module):
             # N*c channels is N independent encoders of the same input.
             groups = 1 if level == 0 else n
             layers += [
-                make.conv(previous, width, k, groups=groups),
+                make.conv(previous, width, k, groups=groups, cls=LayoutConv2d),
                 nn.ReLU(inplace=True),
                 make.batch_norm(width, config.batch_norm_momentum),
-                make.conv(width, width, k, groups=n),
+                make.conv(width, width, k, groups=n, cls=LayoutConv2d),
                 nn.ReLU(inplace=True),
                 make.pool(),
                 make.batch_norm(width, config.batch_norm_momentum),
             ]
             previous = width
         self.body = nn.Sequential(*layers)
-        self.encoding = make.conv(previous, config.hidden, 1, groups=n)
+        self.encoding = make.conv(previous, config.hidden, 1, groups=n, cls=LayoutConv2d)
         self.activation = nn.ReLU() if config.encoding_activation == "relu" else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -260,6 +327,38 @@ class MultiEncoderAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
         return self.decoder(z), z
+
+    def set_layout(self, encoder: str = "grouped", decoder: str = "native") -> MultiEncoderAutoencoder:
+        """Choose how the grouped and the transposed convolutions run (same parameters, same function).
+
+        Parameters
+        ----------
+        encoder : str
+            One of :data:`ENCODER_LAYOUTS`.
+        decoder : str
+            One of :data:`DECODER_LAYOUTS`.
+
+        Returns
+        -------
+        MultiEncoderAutoencoder
+            ``self``.
+        """
+        if encoder not in ENCODER_LAYOUTS:
+            raise ValueError(f"encoder layout must be one of {', '.join(ENCODER_LAYOUTS)}: {encoder!r}")
+        if decoder not in DECODER_LAYOUTS:
+            raise ValueError(f"decoder layout must be one of {', '.join(DECODER_LAYOUTS)}: {decoder!r}")
+        for module in self.modules():
+            if isinstance(module, LayoutConv2d):
+                module.layout = encoder
+            elif isinstance(module, LayoutConvTranspose2d):
+                module.layout = decoder
+        return self
+
+    def layout(self) -> tuple[str, str]:
+        """The ``(encoder, decoder)`` layout the network runs with (see :meth:`set_layout`)."""
+        encoder = next(m.layout for m in self.modules() if isinstance(m, LayoutConv2d))
+        decoders = [m.layout for m in self.modules() if isinstance(m, LayoutConvTranspose2d)]
+        return encoder, decoders[0] if decoders else "native"
 
     def encoding_shape(self, signal_shape: Sequence[int]) -> tuple[int, ...]:
         """Shape ``(hidden, *spatial)`` of the encoding of one input."""
