@@ -107,6 +107,10 @@ class RunContext:
     time_limit : float or None
         Seconds of training a method may use (``--time-limit``); epoch-based
         methods stop after the step that reaches it. ``None``: no limit.
+    layout : str or None
+        Execution layout of multi-encoder networks, ``"encoder/decoder"`` (``--layout``; see
+        :func:`methods.nn.networks.parse_layout`): the same model computed by other
+        kernels, like another device. ``None``: the default (``grouped/native``).
     """
 
     device: str = "cpu"
@@ -114,6 +118,7 @@ class RunContext:
     progress: bool = False
     work_dir: Path | None = None
     time_limit: float | None = None
+    layout: str | None = None
 
 
 @dataclass(frozen=True)

@@ -116,13 +116,6 @@ class MEAE(MultiEncoderMethod):
         scale); see :class:`methods.nn.networks.NetworkConfig`.
     batch_norm_momentum : float
         Encoder BatchNorm momentum (0.8 in the authors' code, the paper profiles).
-    encoder_layout : {"grouped", "split", "dense"}
-        How the encoders' grouped convolutions run (same parameters, same function, other
-        kernels); see :data:`methods.nn.networks.ENCODER_LAYOUTS`. ``"grouped"`` is the default
-        and is left out of cell keys; another layout gives a cell of its own.
-    decoder_layout : {"native", "conv"}
-        How the decoder's stride-1 transposed convolutions run; see
-        :data:`methods.nn.networks.DECODER_LAYOUTS`.
     amp : bool
         bf16 autocast on CUDA.
     cpu_bf16 : bool
@@ -135,16 +128,14 @@ class MEAE(MultiEncoderMethod):
     """
 
     name = "meae"
-    neutral_params = {"cpu_bf16": False, "patience": None, "encoding_penalty": "mean", "decoder_conv": "conv",
-                      "encoder_layout": "grouped", "decoder_layout": "native"}
+    neutral_params = {"cpu_bf16": False, "patience": None, "encoding_penalty": "mean", "decoder_conv": "conv"}
     description = "Multi-encoder autoencoder (the paper's method): masking inference, blind"
     supervised = False
     quality_gate = True
     show_outputs = True
     param_constraints = {"lambda_mix": ">=0", "lambda_zero": ">=0", "lambda_z": ">=0",
                          "mixing_weighting": "uniform|position|banded", "encoding_activation": "linear|relu",
-                         "encoding_penalty": "mean|sum_per_encoder", "decoder_conv": "conv|transposed",
-                         "encoder_layout": "grouped|split|dense", "decoder_layout": "native|conv"}
+                         "encoding_penalty": "mean|sum_per_encoder", "decoder_conv": "conv|transposed"}
     profiles = {
         ("triangles", "paper"): TRIANGLES_PAPER, ("triangles", "quick"): TRIANGLES_QUICK,
         ("triangles", "tiny"): TRIANGLES_TINY, ("mesa", "paper"): MESA_PAPER,
@@ -162,7 +153,7 @@ class MEAE(MultiEncoderMethod):
         mixing_weighting: str = "uniform", grad_clip: float = 0.5, keep_best: bool = False,
         patience: int | None = None, encoding_activation: str = "linear", encoding_penalty: str = "mean",
         decoder_conv: str = "conv", batch_norm_momentum: float = 0.1,
-        encoder_layout: str = "grouped", decoder_layout: str = "native", amp: bool = True, cpu_bf16: bool = False, compile_model: bool = False, seed: int = 0,
+        amp: bool = True, cpu_bf16: bool = False, compile_model: bool = False, seed: int = 0,
     ) -> None:
         self.n_encoders = n_encoders
         self.channels = channels
@@ -185,8 +176,6 @@ class MEAE(MultiEncoderMethod):
         self.encoding_penalty = encoding_penalty
         self.decoder_conv = decoder_conv
         self.batch_norm_momentum = batch_norm_momentum
-        self.encoder_layout = encoder_layout
-        self.decoder_layout = decoder_layout
         self.amp = amp
         self.cpu_bf16 = cpu_bf16
         self.compile_model = compile_model
@@ -199,9 +188,6 @@ class MEAE(MultiEncoderMethod):
             encoding_activation=self.encoding_activation, decoder_norm="group",
             batch_norm_momentum=self.batch_norm_momentum, decoder_conv=self.decoder_conv,
         )
-
-    def _layouts(self) -> tuple[str, str]:
-        return self.encoder_layout, self.decoder_layout
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """All loss terms for a batch of inputs ``(B, 1, *shape)`` (Eq. 21)."""

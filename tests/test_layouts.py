@@ -22,6 +22,7 @@ from methods.nn.networks import (
     MultiEncoderAutoencoder,
     NetworkConfig,
     block_diagonal,
+    parse_layout,
 )
 from methods.nn.steps import optimisation_step
 
@@ -46,7 +47,7 @@ def _step(dims: int, encoder: str, decoder: str) -> dict:
     # gradient then amplifies rounding (1e4) in every layout alike.
     n, shape = (8, (16, 16)) if dims == 2 else (16, (256,))
     mixtures = np.random.default_rng(0).random((n, *shape), dtype=np.float32)
-    method = MEAE(**SMALL, encoder_layout=encoder, decoder_layout=decoder).with_context(RunContext("cpu", 1))
+    method = MEAE(**SMALL).with_context(RunContext("cpu", 1, layout=f"{encoder}/{decoder}"))
     optimizer, _ = method.setup(Split(mixtures, ("a", "b")))
     method.network_.train()
     batch = [torch.from_numpy(mixtures)]
@@ -113,7 +114,9 @@ def test_unknown_layout_is_refused(encoder, decoder):
         network.set_layout(encoder, decoder)
 
 
-def test_meae_default_layout_stays_out_of_the_cell_key():
-    assert MEAE.neutral_params["encoder_layout"] == "grouped"
-    assert MEAE.neutral_params["decoder_layout"] == "native"
-    assert MEAE().encoder_layout == "grouped" and MEAE().decoder_layout == "native"
+def test_layouts_parse_with_the_default_decoder_and_refuse_unknown_names():
+    assert parse_layout(None) == ("grouped", "native")
+    assert parse_layout("dense") == ("dense", "native") and parse_layout("split/conv") == ("split", "conv")
+    with pytest.raises(ValueError, match="unknown layout 'grouped/transposed'"):
+        parse_layout("grouped/transposed")
+    assert "layout" not in MEAE.param_names()  # an execution choice, not a parameter: not in cell keys

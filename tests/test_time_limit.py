@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
 
 import numpy as np
@@ -153,3 +154,58 @@ def test_cells_not_started_before_the_run_deadline_are_skipped_with_the_reason(t
 def test_cli_rejects_a_non_positive_time_limit(option, capsys):
     assert cli.main(["--suite", "triangles", option, "0"]) == 2
     assert f"{option} must be a positive number of seconds" in capsys.readouterr().err
+
+
+def test_a_longer_limit_continues_a_cut_cell_from_its_exported_checkpoint(tmp_path):
+    """Cut at 1 s, exported, then run with a 3 s limit and --resume-from: the second cell starts
+    after the first one's last complete epoch (another folder, another key, the same training)."""
+    from benchmark.run.resume import export_resumable
+
+    def run(limit, **extra):
+        return run_suite("triangles", RunConfig(
+            profile="tiny", method_names=["meae"], seeds=[0], device="cpu", progress=False,
+            results_dir=tmp_path / f"results{limit}", cache_dir=tmp_path / "cache",
+            overrides={"meae": {"epochs": 10_000}}, time_limit=limit, **extra))
+
+    def record(limit):
+        root = tmp_path / f"results{limit}" / "triangles" / "tiny" / "cells"
+        return json.loads(next(root.glob("meae*.json")).read_text())
+
+    assert not run(1.0).failed
+    first = record(1.0)["training_budget"]
+    assert first["cut"] and first["epochs_completed"] >= 1
+    notes = export_resumable(tmp_path / "cache", tmp_path / "carried")
+    assert [(n["cell_id"], n["epochs_completed"]) for n in notes] == [(record(1.0)["cell_id"], first["epochs_completed"])]
+    assert notes[0]["checkpoints"] == ["training/training.pt"]
+    shutil.rmtree(tmp_path / "cache" / "models")  # as on a fresh machine: only the carried checkpoint is left
+
+    assert not run(3.0, resume_from=tmp_path / "carried").failed
+    second = record(3.0)
+    assert second["resumed_from"] == {"time_limit_s": 1.0, "epochs_completed": first["epochs_completed"],
+                                      "train_seconds": first["train_seconds"]}
+    history = second["details"]["fit_history"]
+    assert second["details"]["training_events"]["resumed_from_epoch"] == first["epochs_completed"]
+    assert history[0]["epoch"] == 0 and len(history) > first["epochs_completed"]  # the earlier epochs kept, then more
+    assert second["training_budget"]["epochs_completed"] > first["epochs_completed"]
+
+
+def test_a_checkpoint_of_another_training_is_not_resumed(tmp_path):
+    from benchmark.run.resume import RESUME_FILE, resume_from
+
+    spec = CellSpec("triangles", "tiny", "meae", 0, {"epochs": 5}, time_limit=2.0)
+    source = tmp_path / "carried" / "triangles" / "tiny" / spec.cell_id
+    (source / "training").mkdir(parents=True)
+    (source / "training" / "training.pt").write_bytes(b"state")
+    note = {"training_key": CellSpec("triangles", "tiny", "meae", 0, {"epochs": 6}).fingerprint("data", False),
+            "checkpoints": ["training/training.pt"], "epochs_completed": 1, "train_seconds": 1.0, "time_limit_s": 1.0}
+    (source / RESUME_FILE).write_text(json.dumps(note))
+    assert resume_from(tmp_path / "carried", spec, "data", tmp_path / "model") is None
+    assert not (tmp_path / "model").exists()
+    # The same training (only the time limit differs) is resumed; a folder with progress of its own is not touched.
+    note["training_key"] = spec.fingerprint("data", with_time_limit=False)
+    (source / RESUME_FILE).write_text(json.dumps(note))
+    assert resume_from(tmp_path / "carried", spec, "data", tmp_path / "model")["epochs_completed"] == 1
+    assert (tmp_path / "model" / "training" / "training.pt").read_bytes() == b"state"
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "config.json").write_text("{}")
+    assert resume_from(tmp_path / "carried", spec, "data", tmp_path / "own") is None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.core.errors import BenchmarkError
+from methods.nn.networks import parse_layout
 
-__all__ = ["RunConfig"]
+__all__ = ["RunConfig", "default_cache_dir"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,13 @@ class RunConfig:
         Progress bars.
     command : str
         The command line, recorded in the manifest.
+    layout : str or None
+        Execution layout of multi-encoder networks (``--layout``, see
+        :func:`methods.nn.networks.parse_layout`); not part of the cells' identity, recorded in
+        each cell it ran.
+    resume_from : Path or None
+        Checkpoints of earlier time-limited runs to continue from (``--resume-from``; see
+        :mod:`benchmark.run.resume`).
     """
 
     profile: str = "quick"
@@ -86,9 +95,23 @@ class RunConfig:
     recompute_stale: bool = False
     progress: bool = True
     command: str = ""
+    layout: str | None = None
+    resume_from: str | Path | None = None
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and self.time_limit <= 0:
             raise BenchmarkError(f"--time-limit must be a positive number of seconds, got {self.time_limit}")
         if self.method_names is not None and not self.method_names:
             raise BenchmarkError("--methods is empty (give method names or 'all')")
+        if self.resume_from is not None and not Path(self.resume_from).is_dir():
+            raise BenchmarkError(f"--resume-from {self.resume_from} is not a folder")
+        if self.layout is not None:
+            try:
+                parse_layout(self.layout)
+            except ValueError as error:
+                raise BenchmarkError(f"--layout: {error}") from None
+
+
+def default_cache_dir() -> Path:
+    """``$BSS_BENCH_CACHE`` or ``.cache/bss-bench`` under the working directory."""
+    return Path(os.environ.get("BSS_BENCH_CACHE", Path.cwd() / ".cache" / "bss-bench"))

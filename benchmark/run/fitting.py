@@ -68,7 +68,9 @@ class Fitter:
 
         While fitting, ``model_dir/training`` is the method's ``context.work_dir``: neural
         methods write their per-epoch training checkpoint there, so a fit interrupted mid-way
-        resumes from its last finished epoch. It is removed once the fitted model is saved.
+        resumes from its last finished epoch. It is removed once the fitted model is saved, unless
+        the time limit cut the fit: then it stays beside the saved model, so that a run with a
+        longer limit can continue it (:mod:`benchmark.run.resume`).
         Unsupervised methods get the splits with their targets removed, so no evaluation
         protocol can leak the sources to them by mistake. A damaged checkpoint is refitted.
         """
@@ -91,6 +93,9 @@ class Fitter:
             tmp = model_dir.with_name(model_dir.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             method.save(tmp)
+            budget = method.fit_info().budget or {}
+            if budget.get("cut") and (model_dir / "training").is_dir():
+                (model_dir / "training").rename(tmp / "training")
             shutil.rmtree(model_dir, ignore_errors=True)
             tmp.rename(model_dir)
         return Fit(method, seconds, False)

@@ -82,15 +82,19 @@ class CellSpec:
         suffix = f"__{_digest(self.overrides, 8)}" if self.overrides else ""
         return f"{self.method}__seed{self.seed}{suffix}"
 
-    def fingerprint(self, data_key: str) -> str:
-        """Changes whenever anything that determines the result changes (a time limit included)."""
+    def fingerprint(self, data_key: str, with_time_limit: bool = True) -> str:
+        """Changes whenever anything that determines the result changes (a time limit included).
+
+        ``with_time_limit=False`` gives the *training key*: equal for the cells of one training
+        run cut at different time limits (see :mod:`benchmark.run.resume`).
+        """
         neutral = methods.get(self.method).neutral_params
         params = {k: v for k, v in self.params.items() if not (k in neutral and neutral[k] == v)}
         identity = {
             "suite": self.suite, "profile": self.profile, "method": self.method, "seed": self.seed,
             "params": params, "data": data_key, "format": CELL_FORMAT_VERSION,
         }
-        if self.time_limit is not None:
+        if self.time_limit is not None and with_time_limit:
             identity["time_limit"] = self.time_limit
         if any(v != 1 for v in self.code_versions.values()):  # version 1: the code before versions existed
             identity["code"] = self.code_versions

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import os
 import shutil
 import time
 import traceback
@@ -26,10 +25,11 @@ from benchmark.core.errors import BenchmarkError, CellSkipped
 from benchmark.core.provenance import cell_provenance, stale_reasons
 from benchmark.core.store import ResultStore, atomic_write_json
 from benchmark.report.reporting import RunSummary, rebuild_outputs, training_budget
-from benchmark.run.config import RunConfig
+from benchmark.run.config import RunConfig, default_cache_dir
 from benchmark.run.executors import check_backend, failed_record, open_executor
 from benchmark.run.fitting import Fitter, ModelOf
 from benchmark.run.planning import CellSpec, plan_cells, resolve_methods
+from benchmark.run.resume import note_resumable, resume_from
 from benchmark.suites import DataHandle, Suite, SuiteOptions, get_suite
 from methods.base import RunContext
 from methods.nn.device import resolve_device
@@ -40,7 +40,7 @@ log = logging.getLogger("bss_bench")
 def execute_cell(
     spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool,
     force: bool = False, run_deadline: float | None = None, force_cells: frozenset[str] = frozenset(),
-    model_data: DataHandle | None = None,
+    model_data: DataHandle | None = None, layout: str | None = None, resume_dir: str | None = None,
 ) -> tuple[dict, dict]:
     """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
 
@@ -50,7 +50,12 @@ def execute_cell(
     training time at what is left of the run; a cell that starts after it is not run
     (``status == "skipped"``). ``model_data`` is the data of the cell's planning dependency
     (:attr:`CellSpec.model_of <benchmark.run.planning.CellSpec.model_of>`), whose model the fitter
-    fits there or reloads from that cell's folder.
+    fits there or reloads from that cell's folder. ``layout`` is the execution layout of
+    multi-encoder networks (``--layout``); the record names it when one was given. With
+    ``resume_dir`` (``--resume-from``) a cell with an empty model folder starts from the
+    checkpoint there of an earlier, time-limited run of the same training
+    (:func:`benchmark.run.resume.resume_from`); after a cut cell its checkpoint is noted as
+    resumable (:func:`benchmark.run.resume.note_resumable`).
     """
     started = time.time()
     time_limit = spec.time_limit
@@ -65,10 +70,11 @@ def execute_cell(
     try:
         suite = get_suite(spec.suite)
         cls = methods.get(spec.method)
-        context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit)
+        context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit, layout=layout)
         model_dir = _model_dir(spec, handle.key, cache_dir)
         if force or spec.cell_id in force_cells:
             shutil.rmtree(model_dir, ignore_errors=True)
+        resumed = resume_from(Path(resume_dir), spec, handle.key, model_dir) if resume_dir else None
 
         def factory():
             return cls(**spec.params).with_context(context)
@@ -78,6 +84,7 @@ def execute_cell(
             model_of = ModelOf(Fitter(factory, _model_dir(spec.model_of, model_data.key, cache_dir)), model_data)
         fitter = Fitter(factory, model_dir, model_of)
         outcome = suite.run_cell(fitter, handle)
+        note_resumable(model_dir, spec, handle.key, training_budget(outcome.details))
     except CellSkipped as reason:
         return {"cell_id": spec.cell_id, "method": spec.method, "seed": spec.seed, "status": "skipped", "reason": str(reason)}, {}
     except Exception as error:  # noqa: BLE001 - one failing cell must not stop the run
@@ -88,6 +95,9 @@ def execute_cell(
         **declared_fields(spec.method),
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
+        **({"layout": layout} if layout is not None else {}),
+        **({"resumed_from": {k: resumed[k] for k in ("time_limit_s", "epochs_completed", "train_seconds")}}
+           if resumed else {}),
         "scores": outcome.scores, "details": outcome.details,
         "time_limit": {"per_cell_s": spec.time_limit, "effective_s": time_limit},
         "provenance": cell_provenance(cls, suite, spec.params, device),
@@ -218,6 +228,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
         task = functools.partial(
             execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=config.run_deadline,
             force_cells=frozenset(summary.stale) if config.recompute_stale else frozenset(), model_data=model_data,
+            layout=config.layout, resume_dir=None if config.resume_from is None else str(config.resume_from),
         )
         with open_executor(config.backend, device, config.jobs, config.scheduler) as executor:
             summary.execution = executor.describe()
@@ -258,7 +269,4 @@ def _warn_stale(suite_name: str, stale: dict[str, list[str]], recompute: bool) -
         log.warning("%s: %d cells are stale: %s%s", suite_name, count, reason, action)
 
 
-def default_cache_dir() -> Path:
-    """``$BSS_BENCH_CACHE`` or ``.cache/bss-bench`` under the working directory."""
-    return Path(os.environ.get("BSS_BENCH_CACHE", Path.cwd() / ".cache" / "bss-bench"))
 

@@ -26,7 +26,12 @@ from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import load_torch_state, save_torch_state
 from methods.nn.device import autocast, seed_and_threads
 from methods.nn.loop import EpochPlan, EpochResult, TrainingLog, run_epochs
-from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
+from methods.nn.networks import (
+    MultiEncoderAutoencoder,
+    NetworkConfig,
+    count_parameters,
+    parse_layout,
+)
 from methods.nn.steps import GradientStep, TrainingStep
 
 
@@ -240,12 +245,6 @@ class MultiEncoderMethod(NetworkMethod):
     def _validation_score(self, valid: Split) -> float:
         raise NotImplementedError
 
-    def _layouts(self) -> tuple[str, str]:
-        """The ``(encoder, decoder)`` execution layout of the network (see
-        :meth:`methods.nn.networks.MultiEncoderAutoencoder.set_layout`); methods with layout
-        parameters override it."""
-        return "grouped", "native"
-
     def _autocast(self, x: torch.Tensor):
         """The precision context of the network on ``x``'s device (``amp``, ``cpu_bf16``)."""
         return autocast(x.device.type, self.amp, self.cpu_bf16)
@@ -263,7 +262,7 @@ class MultiEncoderMethod(NetworkMethod):
         Called by :meth:`fit`; public so :mod:`benchmark.tools.speed` times the very same step.
         """
         seed_and_threads(self.seed, self.context.device, self.context.n_threads)
-        network = MultiEncoderAutoencoder(self._network_config(train)).set_layout(*self._layouts())
+        network = MultiEncoderAutoencoder(self._network_config(train)).set_layout(*parse_layout(self.context.layout))
         self._install(network, compile_model=self.compile_model)
         self.encoding_shape_ = network.encoding_shape(train.signal_shape)
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)

@@ -52,6 +52,24 @@ def block_diagonal(weight: torch.Tensor, groups: int) -> torch.Tensor:
     return dense.reshape(c_out, groups * c_in, *kernel)
 
 
+def parse_layout(text: str | None) -> tuple[str, str]:
+    """``"encoder/decoder"`` (decoder optional; ``None``: the default) -> ``(encoder, decoder)`` layout.
+
+    Raises
+    ------
+    ValueError
+        For a layout not in :data:`ENCODER_LAYOUTS` / :data:`DECODER_LAYOUTS`.
+    """
+    if text is None:
+        return "grouped", "native"
+    encoder, _, decoder = text.strip().partition("/")
+    decoder = decoder or "native"
+    if encoder not in ENCODER_LAYOUTS or decoder not in DECODER_LAYOUTS:
+        raise ValueError(f"unknown layout {text!r}: give encoder/decoder with the encoder one of "
+                         f"{', '.join(ENCODER_LAYOUTS)} and the decoder one of {', '.join(DECODER_LAYOUTS)}")
+    return encoder, decoder
+
+
 class LayoutConv2d(nn.Conv2d):
     """``nn.Conv2d`` (same parameters, same state dict) whose grouped form can run another way.
 
