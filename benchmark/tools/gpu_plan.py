@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import sys
@@ -112,13 +113,23 @@ def train_samples(suite: str, profile: str) -> int:
 
 
 @cache
-def model_cost(method: str, suite: str, profile: str) -> tuple[float, int]:
-    """``(GFLOP per sample of one training step, parameters)`` of the method's model, counted on the CPU."""
+def model_cost(method: str, suite: str, profile: str, batch_size: int) -> tuple[float, int]:
+    """``(GFLOP per sample of one training step at batch_size, parameters)``, counted on the CPU.
+
+    A step's FLOPs are ``a * batch + c`` (``c``: MEAE's one-sample zero-reconstruction
+    pass), so they are counted at batches 2 and 4 and extrapolated, not run at the
+    profile's batch on the CPU.
+    """
     from benchmark.tools.speed import method_on_random_batch, step_flops
 
-    model, _, batch = method_on_random_batch(method, suite, profile, 2, "cpu", 1, {})
-    model._forward = model.network_
-    return step_flops(model, batch) / 2 / 1e9, model.fit_info().n_parameters
+    counts = []
+    for batch in (2, 4):
+        model, _, tensors = method_on_random_batch(method, suite, profile, batch, "cpu", 1, {})
+        model._forward = model.network_
+        counts.append(step_flops(model, tensors))
+    per_sample = (counts[1] - counts[0]) / 2
+    constant = counts[0] - 2 * per_sample
+    return (per_sample + constant / batch_size) / 1e9, model.fit_info().n_parameters
 
 
 def training_work(method: str, suite: str, profile: str, seeds: int) -> TrainingWork:
@@ -126,7 +137,7 @@ def training_work(method: str, suite: str, profile: str, seeds: int) -> Training
     import methods
 
     params = {**methods.get(method).default_params(), **methods.get(method).profile_params(suite, profile)}
-    gflop, parameters = model_cost(method, suite, profile)
+    gflop, parameters = model_cost(method, suite, profile, int(params["batch_size"]))
     return TrainingWork(
         method=method, suite=suite, profile=profile, seeds=seeds, inputs=2 if suite == "mesa" else 1,
         epochs=int(params["epochs"]), train_samples=train_samples(suite, profile), gflop_per_sample=gflop,
@@ -142,35 +153,40 @@ def read_records(path: Path = SPEED_RECORDS) -> list[dict]:
 
 
 def speed_basis(records: list[dict], method: str, suite: str, profile: str, device_name: str,
-                precision: str = "bf16-autocast") -> SpeedBasis | None:
+                precision: str = "bf16-autocast", processes: int = 1) -> SpeedBasis | None:
     """The FLOP rate to time ``method`` on ``suite`` with, from the last fitting record.
 
-    Preference: the same model on the same device; the same model on a similar
-    device (:data:`SIMILAR_DEVICES`); another model of the suite on those
-    devices. Only records with counted FLOPs, in ``precision``, of a single
-    process count. ``None`` when no record fits.
+    Preference: the same model run as ``processes`` processes at once (the
+    seeds side by side; their summed rate), then as one process; on the same
+    device before a similar one (:data:`SIMILAR_DEVICES`); then another model of
+    the suite. Among the records of that choice the fastest (its layout is the
+    one the GPU script trains with). Only records with counted FLOPs in
+    ``precision`` count. ``None`` when no record fits.
     """
     devices = next((similar for key, similar in SIMILAR_DEVICES.items() if key in device_name), (device_name,))
     usable = [r for r in records if r.get("achieved_tflop_s") and r.get("precision") == precision
-              and r.get("concurrent", 1) == 1 and r.get("profile") == profile]
-    for same_model in (True, False):
-        for device in devices:
-            for record in reversed(usable):
-                if device not in record.get("device", "") or record["suite"] != suite:
-                    continue
-                if same_model and record["model"] != method:
-                    continue
-                notes = []
-                if device not in device_name:
-                    notes.append(f"{device_name} timed as the {device}")
-                if record["model"] != method:
-                    notes.append(f"at {record['model']}'s FLOP rate")
-                source = f"{record['model']} {suite} {profile} {precision}, batch {record['batch']}, on {record['device']}"
-                if record.get("encoder_layout"):
-                    source += f", layout {record['encoder_layout']}/{record['decoder_layout']}"
-                if notes:
-                    source += f" ({'; '.join(notes)})"
-                return SpeedBasis(record["achieved_tflop_s"], record["samples_per_s"], source)
+              and r.get("profile") == profile and r.get("suite") == suite]
+    counts = dict.fromkeys((processes, 1))
+    for same_model, concurrent, device in itertools.product((True, False), counts, devices):
+        fitting = [r for r in usable if device in r.get("device", "") and r.get("concurrent", 1) == concurrent
+                   and (r["model"] == method or not same_model)]
+        if fitting:
+            record = max(fitting, key=lambda r: r["achieved_tflop_s"])  # the layout the run will choose
+            notes = []
+            if device not in device_name:
+                notes.append(f"{device_name} timed as the {device}")
+            if record["model"] != method:
+                notes.append(f"at {record['model']}'s FLOP rate")
+            if concurrent != processes:
+                notes.append(f"one process's rate: no record of {processes} at once")
+            source = f"{record['model']} {suite} {profile} {precision}, batch {record['batch']}, on {record['device']}"
+            if concurrent > 1:
+                source += f", {concurrent} processes at once"
+            if record.get("encoder_layout"):
+                source += f", layout {record['encoder_layout']}/{record['decoder_layout']}"
+            if notes:
+                source += f" ({'; '.join(notes)})"
+            return SpeedBasis(record["achieved_tflop_s"], record["samples_per_s"], source)
     return None
 
 
@@ -183,7 +199,7 @@ def plan_rows(works: list[TrainingWork], records: list[dict], device_name: str, 
     """One row per training step: its work, the speed it is timed with and the expected seconds."""
     rows = []
     for work in works:
-        basis = speed_basis(records, work.method, work.suite, work.profile, device_name, precision)
+        basis = speed_basis(records, work.method, work.suite, work.profile, device_name, precision, work.seeds)
         row = {**asdict(work), "samples": work.samples, "pflop": round(work.samples * work.gflop_per_sample / 1e6, 2),
                "checkpoint_mib_per_model": round(work.checkpoint_mib, 1)}
         if basis is None:
@@ -198,13 +214,14 @@ def plan_rows(works: list[TrainingWork], records: list[dict], device_name: str, 
 
 def render_plan(rows: list[dict]) -> str:
     """The plan as a plain-text table, then where each speed comes from."""
-    lines = ["training step            seeds x inputs x epochs x samples   GFLOP/sample   PFLOP   TFLOP/s   expected"]
+    lines = ["training step                   seeds x inputs x epochs x samples   GFLOP/sample   PFLOP   TFLOP/s   s/epoch/model   expected"]
     for row in rows:
         expected = "unknown" if row["expected_s"] is None else f"{row['expected_s']:.0f} s"
         rate = "-" if row["expected_s"] is None else f"{row['tflop_s']:.1f}"
         size = f"{row['seeds']} x {row['inputs']} x {row['epochs']} x {row['train_samples']:,}"
-        lines.append(f"{row['method'] + ' ' + row['suite'] + '/' + row['profile']:<25}{size:<36}"
-                     f"{row['gflop_per_sample']:<15.3f}{row['pflop']:<8.1f}{rate:<10}{expected}")
+        epoch = "-" if row["expected_s"] is None else f"{row['seconds_per_epoch_per_model']:.1f}"
+        lines.append(f"{row['method'] + ' ' + row['suite'] + '/' + row['profile']:<32}{size:<36}"
+                     f"{row['gflop_per_sample']:<15.3f}{row['pflop']:<8.1f}{rate:<10}{epoch:<16}{expected}")
     lines.append("speeds:")
     lines += [f"  {row['method']} {row['suite']}: {row['basis']}" for row in rows]
     lines.append("expected: epoch loops only (no data loading, validation, scoring or process start)")
@@ -217,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device-name", default="NVIDIA H200", help="the GPU's name as torch reports it (default NVIDIA H200)")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--seeds", type=int, default=3, help="MEAE seeds on the triangles (default 3)")
-    parser.add_argument("--records", type=Path, default=SPEED_RECORDS, help="speed records (default results/speed.jsonl)")
+    parser.add_argument("--records", type=Path, nargs="+", default=[SPEED_RECORDS], help="speed record files, later ones preferred (default results/speed.jsonl)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args(argv)
     works = [
@@ -225,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         training_work("supervised_ae", "triangles", args.profile, 1),
         training_work("meae", "mesa", args.profile, 1),
     ]
-    rows = plan_rows(works, read_records(args.records), args.device_name)
+    rows = plan_rows(works, [r for path in args.records for r in read_records(path)], args.device_name)
     print(json.dumps(rows, indent=1) if args.json else render_plan(rows))
     if any(row["expected_s"] is None or not math.isfinite(row["expected_s"]) for row in rows):
         return 1
