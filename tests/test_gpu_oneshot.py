@@ -27,42 +27,96 @@ def test_gpu_script_cpu_path_packs_speed_records_and_time_limited_results(tmp_pa
     out = tmp_path / "out"
     command = [
         "bash", str(REPO_ROOT / "scripts" / "gpu_run.sh"), "--out", str(out), "--device", "cpu",
-        "--profile", "tiny", "--budget", "300", "--meae-time", "2", "--sae-time", "2",
-        "--speed-steps", "1", "--speed-batch", "2", "--data-jobs", "1", "--steps", "speed,data,meae,sae",
+        "--profile", "tiny", "--budget", "420", "--seeds", "2", "--meae-time", "2", "--sae-time", "2", "--mesa-time", "2",
+        "--speed-steps", "1", "--speed-batch", "2", "--data-jobs", "1", "--steps", "speed,plan,data,meae,sae,mesa",
         "--cell-overhead", "60",  # tiny cells need seconds; the default 150 s would starve meae on a busy CPU
     ]
     env = {**os.environ, "PYTHON": sys.executable, "BSS_BENCH_COMMIT": "0" * 40}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, env=env)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "step 5 data_and_mixture_floor" in done.stdout and "packed" in done.stdout
+    assert "step 1 plan_before" in done.stdout and "packed" in done.stdout
+    assert "meae triangles/tiny" in done.stdout  # the timing plan, printed before the first step
 
     extract = tmp_path / "extract"
     with tarfile.open(out / "gpu_run.tar.gz") as archive:
         archive.extractall(extract, filter="data")
     summary = json.loads((extract / "summary.json").read_text())
-    assert [s["name"] for s in summary["steps"]] == [
-        "speed_triangles_bf16", "speed_triangles_fp32", "speed_mesa_bf16", "speed_mesa_fp32",
-        "data_and_mixture_floor", "meae", "supervised_ae",
+    names = [s["name"] for s in summary["steps"]]
+    assert names == [
+        "plan_before", "speed_triangles_layouts", "speed_mesa_layouts", "speed_triangles_sae", "speed_triangles_seeds_at_once",
+        "plan", "data_and_baselines", "meae", "gather", "supervised_ae", "mesa_data_and_baselines", "mesa_meae",
     ]
-    assert all(s["status"] == "ok" for s in summary["steps"])
-    assert summary["steps"][5]["notes"]["time_limit_s"] == 2
+    assert all(s["status"] == "ok" for s in summary["steps"]), [(s["name"], s["status"]) for s in summary["steps"]]
+    meae = summary["steps"][names.index("meae")]
+    assert meae["notes"]["time_limit_s"] == 2 and len(meae["commands"]) == 2 and len(meae["logs"]) == 2
+    assert summary["resume_out"] == {"parts": [], "cells": [], "left_out": []}  # tiny cells train to the end
 
     records = [json.loads(line) for line in (extract / "speed.jsonl").read_text().splitlines()]
     bf16 = "bf16-autocast (CPU AMX)" if cpu_has_amx_bf16() else "fp32"  # other CPUs run fp32
-    assert [(r["suite"], r["precision"]) for r in records] == [
-        ("triangles", bf16), ("triangles", "fp32"), ("mesa", bf16), ("mesa", "fp32"),
+    # Layouts: the tiny 2-D profile has no transposed decoder convolutions, so three encoder layouts each.
+    assert [(r["model"], r["suite"], r["encoder_layout"], r["concurrent"]) for r in records] == [
+        ("meae", "triangles", "grouped", 1), ("meae", "triangles", "split", 1), ("meae", "triangles", "dense", 1),
+        ("meae", "mesa", "grouped", 1), ("meae", "mesa", "split", 1), ("meae", "mesa", "dense", 1),
+        ("supervised_ae", "triangles", "grouped", 1), ("meae", "triangles", records[-1]["encoder_layout"], 2),
     ]
+    assert {r["precision"] for r in records} == {bf16}
     assert all(r["gflop_per_sample"] > 0 and r["samples_per_s"] > 0 for r in records)
+    assert all(r["conv_kernels"] for r in records[:7]) and records[-1]["conv_kernels"] is None
+    fastest = max(records[:3], key=lambda r: r["samples_per_s"])
+    layout = f"{fastest['encoder_layout']}/{fastest['decoder_layout']}"
+    assert all(command[command.index("--layout") + 1] == layout for command in meae["commands"])
 
     root = extract / "results" / "triangles" / "tiny"
     board = pd.read_csv(root / "leaderboard.csv")
     measured = {m for m in board[board.source == "measured"].method if not m.endswith("(PIT oracle)")}
-    assert measured == {"mixture", "meae", "supervised_ae"}
+    assert measured == {"mixture", "zeros", "half_mixture", "meae", "supervised_ae"}
     manifest = json.loads((root / "manifest.json").read_text())
     assert manifest["git"] == {"commit": "0" * 40, "dirty": None, "declared_by": "BSS_BENCH_COMMIT"}
-    assert set(manifest["cells"]) == {"mixture__seed0", "meae__seed0", "supervised_ae__seed0"}
-    assert all(manifest["cells"][c]["training_budget"]["time_limit_s"] == 2.0 for c in ("meae__seed0", "supervised_ae__seed0"))
+    assert {"meae__seed0", "meae__seed1", "supervised_ae__seed0"} <= set(manifest["cells"])
+    assert all(manifest["cells"][c]["training_budget"]["time_limit_s"] == 2.0 for c in ("meae__seed0", "meae__seed1"))
+    cell = json.loads((root / "cells" / "meae__seed1.json").read_text())
+    assert cell["layout"] == layout and cell["seed"] == 1
     assert (root / "figures" / "sample_grid.png").is_file()
+    mesa = pd.read_csv(extract / "results" / "mesa" / "tiny" / "leaderboard.csv")
+    assert {"meae", "mixture", "median_rate"} <= set(mesa[mesa.source == "measured"].method)
+
+
+def test_checkpoint_parts_round_trip_and_leave_out_what_does_not_fit(tmp_path):
+    from benchmark.run.resume import RESUME_FILE
+    from benchmark.tools.gpu_pack import PART_PREFIX, pack_checkpoints, unpack_checkpoints
+
+    cache = tmp_path / "cache"
+    for seed, (seconds, size) in enumerate([(50.0, 3000), (80.0, 5000), (20.0, 9000)]):
+        folder = cache / "models" / "triangles" / "paper" / f"meae__seed{seed}-abc"
+        (folder / "training").mkdir(parents=True)
+        (folder / "training" / "training.pt").write_bytes(bytes([seed]) * size)
+        note = {"suite": "triangles", "profile": "paper", "cell_id": f"meae__seed{seed}", "training_key": f"k{seed}",
+                "checkpoints": ["training/training.pt"], "epochs_completed": seed + 1, "epochs_planned": 100,
+                "train_seconds": seconds}
+        (folder / RESUME_FILE).write_text(json.dumps(note))
+    out = tmp_path / "out"
+    out.mkdir()
+    # Room for the two most trained cells (8,000 bytes and headers), not the third.
+    packed = pack_checkpoints(cache, tmp_path / "staging", out, free_bytes=40_000, free_files=7)
+    assert [c["cell_id"] for c in packed["cells"]] == ["meae__seed1", "meae__seed0"]
+    assert [c["cell_id"] for c in packed["left_out"]] == ["meae__seed2"]
+    assert packed["parts"] == [f"{PART_PREFIX}00"] and sorted(p.name for p in out.iterdir()) == packed["parts"]
+    notes = unpack_checkpoints(out, tmp_path / "resume_in")
+    assert sorted(n["cell_id"] for n in notes) == ["meae__seed0", "meae__seed1"]
+    restored = tmp_path / "resume_in" / "triangles" / "paper" / "meae__seed1" / "training" / "training.pt"
+    assert restored.read_bytes() == bytes([1]) * 5000
+
+
+def test_checkpoint_parts_are_split_under_the_file_limit_and_rejoined(tmp_path):
+    from benchmark.tools.gpu_pack import split_file
+
+    data = np.random.default_rng(0).bytes(25_000)
+    (tmp_path / "big").write_bytes(data)
+    (tmp_path / "parts").mkdir()
+    parts = split_file(tmp_path / "big", tmp_path / "parts", "x.part", part_bytes=10_000)
+    assert [p.name for p in parts] == ["x.part00", "x.part01", "x.part02"]
+    assert [p.stat().st_size for p in parts] == [10_000, 10_000, 5_000]
+    assert b"".join(p.read_bytes() for p in parts) == data
 
 
 @pytest.mark.parametrize("groups", [1, 3])

@@ -1,31 +1,42 @@
-"""One-shot GPU run: speed records and paper-profile triangles results in a fixed time slot.
+"""One-shot GPU run: speed records, the timing plan, and paper Tables 1 and 2 in fixed time slots.
 
 Usage (``scripts/gpu_run.sh`` wraps this)::
 
     python -m benchmark.tools.gpu_oneshot --out "$OUT"                      # on a GPU machine
+    python -m benchmark.tools.gpu_oneshot --out "$OUT" --resume .resume     # a later slot continues
     python -m benchmark.tools.gpu_oneshot --out /tmp/x --device cpu --profile tiny \\
-        --budget 240 --meae-time 2 --sae-time 2                       # the CPU path (CI)
+        --budget 300 --meae-time 2 --sae-time 2 --mesa-time 2               # the CPU path (CI)
 
-Every step runs as its own process with its own time bound, and the plan
-shrinks the training time limits to what is left of ``--budget``. The steps:
+Every step runs as its own process (the seeds as processes side by side) with
+its own time bound, and the plan shrinks the training time limits to what is
+left of ``--budget``. The steps:
 
-1. environment: ``nvidia-smi``, Python and torch versions;
-   ``smoke``: one run of the tiny profile with ``meae`` and ``supervised_ae``
-   on the device (seconds; catches a device-only failure before the long steps);
-2. speed: ``benchmark.tools.speed`` for the 2-D and the 1-D paper MEAE, bf16 and fp32
-   (FLOPs per sample, achieved FLOP/s, share of the bf16 peak);
-3. data: the triangles data of the profile, generated with every core, plus
-   the mixture-as-estimate floor cell;
-4. ``meae`` at the profile with ``--time-limit``;
-5. ``supervised_ae`` likewise;
-6. if time is left, the compiled 2-D speed step (its compile time included).
+1. environment (``nvidia-smi``, Python, torch, cuDNN) and ``plan_before``: the
+   timing plan from the FLOPs and the committed speed records
+   (:mod:`benchmark.tools.gpu_plan`), printed before anything runs;
+   ``smoke``: the tiny profile of ``meae`` and ``supervised_ae`` on the device;
+2. ``speed``: the 2-D and 1-D paper MEAE in every execution layout, the
+   supervised AE, and the 2-D MEAE as ``--seeds`` processes at once
+   (:mod:`benchmark.tools.speed`; each record names cuDNN and its convolution
+   kernels); then ``plan``: the timing plan again with these records;
+3. ``data``: the triangles data of the profile and the trivial baselines
+   (mixture, zeros, half mixture);
+4. ``meae``: ``--seeds`` seeds of MEAE at the profile, one process each, at
+   once, with ``--time-limit`` and the fastest layout measured in step 2;
+   ``gather``: the leaderboard rebuilt from every seed's cell;
+5. ``sae``: the supervised AE, one seed;
+6. ``mesa``: the synthetic MESA cohort at the profile and its baselines, then
+   the 1-D MEAE (one seed; needs neurokit2 and pyedflib, which
+   ``scripts/gpu_run.sh`` installs from carried wheels);
+7. ``compile``: if time is left, the compiled 2-D speed step.
 
-``--steps`` picks a subset (``smoke,speed,data,meae,sae,compile``; default all),
-so a session can run the quick ones first and the long ones in a second call.
-
-Whatever happens, ``gpu_run.tar.gz`` in ``--out`` holds the results folder,
-the speed records, a JSON summary of the steps and every log: the machine
-returns at most 8 files. Nothing here needs neurokit2, pyedflib or Dask.
+``--steps`` picks a subset (default all). Whatever happens, ``gpu_run.tar.gz``
+in ``--out`` holds the results, the speed records, a JSON summary of the steps
+and every log. Cells that the time limit cut leave their training checkpoints
+in ``resume.tar.partNN`` beside it (:mod:`benchmark.tools.gpu_pack`, whole cells
+while the machine's return limits allow): carry those files to the next slot and
+pass their folder as ``--resume``; its time limits then count the earlier
+training, and the cells continue where they stopped (:mod:`benchmark.run.resume`).
 """
 
 from __future__ import annotations
@@ -37,33 +48,45 @@ import platform
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from benchmark.tools.gpu_pack import (
+    MAX_FILES,
+    MAX_TOTAL_BYTES,
+    pack_archive,
+    pack_checkpoints,
+    unpack_checkpoints,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "gpu_run.tar.gz"
-STEP_GROUPS = ("smoke", "speed", "data", "meae", "sae", "compile")
-PACK_RESERVE_S = 20.0
+ARCHIVED = ("summary.json", "speed.jsonl", "nvidia-smi.txt", "logs", "results", "smoke")
+STEP_GROUPS = ("smoke", "speed", "plan", "data", "meae", "sae", "mesa", "compile")
+TRIVIAL_BASELINES = {"triangles": "mixture,zeros,half_mixture", "mesa": "mixture,median_rate"}
+PACK_RESERVE_S = 30.0
 #: A training step whose time limit would shrink below this share of what was asked is skipped:
 #: a model trained for a few seconds gives a cell that only looks like a result.
 MIN_TRAIN_SHARE = 0.25
+LAYOUT_TOKEN = "@layout:"
+"""A command argument ``@layout:<suite>`` becomes the fastest layout measured for that suite in this run."""
 
 
 @dataclass
 class Step:
-    """One bounded step of the plan and what became of it."""
+    """One bounded step of the plan: one process, or several at once (seeds side by side)."""
 
     name: str
-    command: list[str]
+    commands: list[list[str]]
     bound_s: float
     required_s: float = 0.0
     status: str = "pending"
     seconds: float | None = None
-    returncode: int | None = None
-    log: str = ""
+    returncodes: list[int | None] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    shown_lines: int = 6
 
 
 class Plan:
@@ -79,42 +102,53 @@ class Plan:
         """Seconds of the budget left for steps (the packing reserve excluded)."""
         return self.budget_s - PACK_RESERVE_S - (time.monotonic() - self.start)
 
+    def _say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.start:6.0f}s] {text}", flush=True)
+
     def skip(self, step: Step, reason: str) -> Step:
         """Record ``step`` as not run, with ``reason``."""
         self.steps.append(step)
         step.status = reason
-        print(f"[{time.monotonic() - self.start:6.0f}s] step {len(self.steps)} {step.name}: {reason}", flush=True)
+        self._say(f"step {len(self.steps)} {step.name}: {reason}")
         return step
 
     def run(self, step: Step) -> Step:
-        """Run ``step`` if its minimum fits what is left, bounded by ``bound_s`` and the budget."""
+        """Run ``step``'s processes at once if its minimum fits what is left, bounded by ``bound_s`` and the budget."""
         self.steps.append(step)
         bound = min(step.bound_s, self.left())
         index = len(self.steps)
-        elapsed = time.monotonic() - self.start
         if bound < max(step.required_s, 1.0):
             step.status = "skipped: not enough time left"
-            print(f"[{elapsed:6.0f}s] step {index} {step.name}: skipped ({self.left():.0f} s left)", flush=True)
+            self._say(f"step {index} {step.name}: skipped ({self.left():.0f} s left)")
             return step
-        print(f"[{elapsed:6.0f}s] step {index} {step.name} (bound {bound:.0f} s): {' '.join(step.command)}", flush=True)
-        log_path = self.work / "logs" / f"{index:02d}_{step.name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        step.log = str(log_path.relative_to(self.work))
         started = time.monotonic()
-        with open(log_path, "w", encoding="utf-8") as log:
-            process = subprocess.Popen(step.command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_child_env())
+        processes = []
+        for number, command in enumerate(step.commands):
+            suffix = f"_{number}" if len(step.commands) > 1 else ""
+            log_path = self.work / "logs" / f"{index:02d}_{step.name}{suffix}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            step.logs.append(str(log_path.relative_to(self.work)))
+            self._say(f"step {index} {step.name}{suffix} (bound {bound:.0f} s): {' '.join(command)}")
+            log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed below, after the process
+            processes.append((subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=_child_env()), log))
+        killed = False
+        for process, log in processes:
             try:
-                step.returncode = process.wait(timeout=bound)
-                step.status = "ok" if step.returncode == 0 else f"failed (exit {step.returncode})"
+                step.returncodes.append(process.wait(timeout=max(bound - (time.monotonic() - started), 0.1)))
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
-                step.status = f"killed at its bound of {bound:.0f} s"
+                step.returncodes.append(process.wait())
+                killed = True
+            log.close()
         step.seconds = round(time.monotonic() - started, 1)
-        tail = _tail(log_path, 6)
-        print(f"[{time.monotonic() - self.start:6.0f}s] step {index} {step.name}: {step.status} in {step.seconds} s", flush=True)
-        if tail:
-            print("    " + "\n    ".join(tail), flush=True)
+        failed = [code for code in step.returncodes if code != 0]
+        step.status = (f"killed at its bound of {bound:.0f} s" if killed
+                       else f"failed (exit {failed[0]})" if failed else "ok")
+        self._say(f"step {index} {step.name}: {step.status} in {step.seconds} s")
+        for log_name in step.logs:
+            tail = _tail(self.work / log_name, step.shown_lines)
+            if tail:
+                print("    " + "\n    ".join(tail), flush=True)
         return step
 
 
@@ -126,6 +160,16 @@ def training_limit(asked_s: float, fits_s: float) -> float | None:
     if fits_s < MIN_TRAIN_SHARE * asked_s:
         return None
     return max(min(asked_s, fits_s), 1.0)
+
+
+def fastest_layout(records: list[dict], suite: str) -> str | None:
+    """``"encoder/decoder"`` of the fastest single-process MEAE record of ``suite``, or ``None``."""
+    own = [r for r in records if r.get("model") == "meae" and r.get("suite") == suite
+           and r.get("concurrent", 1) == 1 and r.get("encoder_layout")]
+    if not own:
+        return None
+    best = max(own, key=lambda r: r["samples_per_s"])
+    return f"{best['encoder_layout']}/{best['decoder_layout']}"
 
 
 def _child_env() -> dict[str, str]:
@@ -152,6 +196,8 @@ def _environment(work: Path) -> dict:
         info["cuda_available"] = torch.cuda.is_available()
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
+            info["cudnn"] = torch.backends.cudnn.version()
+            info["cuda_runtime"] = torch.version.cuda
     except ImportError as error:
         info["torch"] = f"not importable: {error}"
     if shutil.which("nvidia-smi"):
@@ -165,14 +211,18 @@ def _environment(work: Path) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     """Options of the one-shot run."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.tools.gpu_oneshot", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, type=Path, help="folder that receives gpu_run.tar.gz")
+    parser.add_argument("--out", required=True, type=Path, help="folder that receives gpu_run.tar.gz and the resume.tar parts")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a folder next to --out)")
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for the CPU path")
-    parser.add_argument("--profile", default="paper", help="triangles profile: paper (default), quick or tiny")
+    parser.add_argument("--profile", default="paper", help="profile: paper (default), quick or tiny")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for everything, packing included (default 540)")
-    parser.add_argument("--meae-time", type=float, default=210.0, help="training seconds for meae (default 210)")
-    parser.add_argument("--sae-time", type=float, default=90.0, help="training seconds for supervised_ae (default 90)")
+    parser.add_argument("--seeds", type=int, default=3, help="MEAE seeds on the triangles, trained side by side (default 3)")
+    parser.add_argument("--meae-time", type=float, default=240.0, help="training seconds of each MEAE seed in this slot (default 240)")
+    parser.add_argument("--sae-time", type=float, default=60.0, help="training seconds for supervised_ae (default 60)")
+    parser.add_argument("--mesa-time", type=float, default=40.0, help="training seconds of each 1-D MEAE model (ECG, PPG) (default 40)")
     parser.add_argument("--cell-overhead", type=float, default=150.0, help="bound on a cell's time beyond training: loading, scoring, figures (default 150)")
+    parser.add_argument("--layout", default="auto", help="execution layout of the MEAE training runs: encoder/decoder, or auto (default): the fastest one measured by the speed step, else grouped/native")
+    parser.add_argument("--resume", type=Path, default=None, help="folder holding the resume.tar parts an earlier slot sent back: its cut cells continue")
     parser.add_argument("--speed-steps", type=int, default=20, help="timed steps per speed record (default 20)")
     parser.add_argument("--speed-batch", type=int, default=None, help="batch of the speed records (default: the profile's)")
     parser.add_argument("--data-jobs", type=int, default=os.cpu_count() or 1, help="workers generating the data (default: every core)")
@@ -186,44 +236,91 @@ def plan_steps(args: argparse.Namespace, work: Path) -> list[tuple[Step, float |
     py = sys.executable
     results, cache = str(work / "results"), str(work / "cache")
     speed_file = str(work / "speed.jsonl")
-    common = ["--profile", args.profile, "--seeds", "0", "--results-dir", results, "--cache-dir", cache, "--no-progress"]
-    speed_extra = ["--steps", str(args.speed_steps), "--warmup", "3", "--append", speed_file]
-    if args.speed_batch:
-        speed_extra += ["--batch", str(args.speed_batch)]
+    common = ["--profile", args.profile, "--results-dir", results, "--cache-dir", cache, "--no-progress", "--device", args.device]
+    speed = [py, "-m", "benchmark.tools.speed", "--profile", args.profile, "--device", args.device, "--precision", "bf16",
+             "--steps", str(args.speed_steps), "--warmup", "3", "--append", speed_file,
+             *(["--batch", str(args.speed_batch)] if args.speed_batch else [])]
     chosen = {s.strip() for s in args.steps.split(",") if s.strip()}
     unknown = chosen - set(STEP_GROUPS)
     if unknown:
         raise SystemExit(f"gpu_oneshot: unknown steps {sorted(unknown)} (known: {', '.join(STEP_GROUPS)})")
-    steps: list[tuple[Step, float | None]] = []
+    resume = ["--resume-from", str(work / "resume_in")] if args.resume else []
+    plan = [py, "-m", "benchmark.tools.gpu_plan", "--profile", args.profile, "--seeds", str(args.seeds),
+            "--device-name", "@device-name", *(["--precision", "any"] if args.device == "cpu" else [])]
+    steps: list[tuple[Step, float | None]] = [
+        (Step("plan_before", [[*plan, "--records", str(ROOT / "results" / "speed.jsonl")]], bound_s=90, required_s=10,
+              shown_lines=20), None),
+    ]
     if "smoke" in chosen:
         command = [py, "run_benchmark.py", "--suite", "triangles", "--device", args.device, "--profile", "tiny",
                    "--seeds", "0", "--results-dir", str(work / "smoke"), "--cache-dir", cache, "--no-progress",
                    "--methods", "mixture,meae,supervised_ae"]
-        steps.append((Step("smoke_tiny", command, bound_s=120, required_s=20), None))
-    for suite in ("triangles", "mesa") if "speed" in chosen else ():
-        for precision in ("bf16", "fp32"):
-            command = [py, "-m", "benchmark.tools.speed", "--model", "meae", "--suite", suite, "--profile", args.profile,
-                       "--device", args.device, "--precision", precision, *speed_extra]
-            steps.append((Step(f"speed_{suite}_{precision}", command, bound_s=60, required_s=15), None))
-    run = [py, "run_benchmark.py", "--suite", "triangles", "--device", args.device, *common]
+        steps.append((Step("smoke_tiny", [command], bound_s=120, required_s=20), None))
+    if "speed" in chosen:
+        steps += [
+            (Step("speed_triangles_layouts", [[*speed, "--model", "meae", "--suite", "triangles", "--layouts", "all"]],
+                  bound_s=180, required_s=30), None),
+            (Step("speed_mesa_layouts", [[*speed, "--model", "meae", "--suite", "mesa", "--layouts", "all"]],
+                  bound_s=150, required_s=30), None),
+            (Step("speed_triangles_sae", [[*speed, "--model", "supervised_ae", "--suite", "triangles"]],
+                  bound_s=60, required_s=15), None),
+            (Step("speed_triangles_seeds_at_once", [[*speed, "--model", "meae", "--suite", "triangles", "--no-kernels",
+                                                     "--concurrent", str(args.seeds), "--layouts", f"{LAYOUT_TOKEN}triangles"]],
+                  bound_s=120, required_s=30), None),
+        ]
+    if "plan" in chosen:
+        records = [str(ROOT / "results" / "speed.jsonl"), speed_file]
+        steps.append((Step("plan", [[*plan, "--records", *records]], bound_s=90, required_s=10, shown_lines=20), None))
+    run = [py, "run_benchmark.py", *common]
     if "data" in chosen:
-        steps.append((Step("data_and_mixture_floor", [*run, "--methods", "mixture", "--data-jobs", str(args.data_jobs)],
-                           bound_s=240, required_s=30), None))
+        steps.append((Step("data_and_baselines", [[*run, "--suite", "triangles", "--seeds", "0", "--methods", TRIVIAL_BASELINES["triangles"],
+                                                   "--data-jobs", str(args.data_jobs)]], bound_s=300, required_s=30), None))
     if "meae" in chosen:
-        steps.append((Step("meae", [*run, "--methods", "meae"], bound_s=args.meae_time + args.cell_overhead,
-                           required_s=60), args.meae_time))
+        seeds = [[*run, "--suite", "triangles", "--methods", "meae", "--seeds", str(seed), "--layout", f"{LAYOUT_TOKEN}triangles", *resume]
+                 for seed in range(args.seeds)]
+        steps.append((Step("meae", seeds, bound_s=args.meae_time + args.cell_overhead, required_s=60), args.meae_time))
+        steps.append((Step("gather", [[*run, "--suite", "triangles", "--seeds", ",".join(map(str, range(args.seeds))),
+                                       "--rebuild-only"]], bound_s=120, required_s=20), None))
     if "sae" in chosen:
-        steps.append((Step("supervised_ae", [*run, "--methods", "supervised_ae"], bound_s=args.sae_time + args.cell_overhead,
-                           required_s=45), args.sae_time))
+        steps.append((Step("supervised_ae", [[*run, "--suite", "triangles", "--methods", "supervised_ae", "--seeds", "0", *resume]],
+                           bound_s=args.sae_time + args.cell_overhead, required_s=45), args.sae_time))
+    if "mesa" in chosen:
+        mesa = [*run, "--suite", "mesa", "--seeds", "0"]
+        steps.append((Step("mesa_data_and_baselines", [[*mesa, "--methods", TRIVIAL_BASELINES["mesa"], "--data-jobs", str(args.data_jobs)]],
+                           bound_s=300, required_s=60), None))
+        steps.append((Step("mesa_meae", [[*mesa, "--methods", "meae", "--layout", f"{LAYOUT_TOKEN}mesa", *resume]],
+                           bound_s=2 * args.mesa_time + args.cell_overhead, required_s=45), args.mesa_time))
     if "compile" in chosen and not args.no_compile:
-        command = [py, "-m", "benchmark.tools.speed", "--model", "meae", "--suite", "triangles", "--profile", args.profile,
-                   "--device", args.device, "--precision", "bf16", "--compile", *speed_extra]
-        steps.append((Step("speed_triangles_bf16_compiled", command, bound_s=150, required_s=40), None))
+        command = [*speed, "--model", "meae", "--suite", "triangles", "--compile", "--no-kernels"]
+        steps.append((Step("speed_triangles_bf16_compiled", [command], bound_s=150, required_s=40), None))
     return steps
 
 
+def resolve(command: list[str], work: Path, args: argparse.Namespace, environment: dict) -> list[str]:
+    """Fill a command's run-time choices: the chosen layout of a suite, the GPU's name."""
+    records = [json.loads(line) for line in (work / "speed.jsonl").read_text().splitlines() if line.strip()] \
+        if (work / "speed.jsonl").is_file() else []
+    out = []
+    for argument in command:
+        if argument.startswith(LAYOUT_TOKEN):
+            suite = argument.removeprefix(LAYOUT_TOKEN)
+            argument = args.layout if args.layout != "auto" else (fastest_layout(records, suite) or "grouped/native")
+        elif argument == "@device-name":
+            argument = environment.get("gpu") or ("cpu" if args.device == "cpu" else "unknown GPU")
+        out.append(argument)
+    return out
+
+
+def _earlier_training(notes: list[dict], suite: str, profile: str, command: list[str]) -> float:
+    """Seconds of training that a resumed cell of ``command`` already had (0 when none resumes)."""
+    method = command[command.index("--methods") + 1]
+    seed = command[command.index("--seeds") + 1]
+    return max((n["train_seconds"] for n in notes if (n["suite"], n["profile"], n["cell_id"]) == (suite, profile, f"{method}__seed{seed}")),
+               default=0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the plan, then pack everything into ``--out/gpu_run.tar.gz``; exit 0 when every run step succeeded."""
+    """Run the plan, then pack the results and the resumable checkpoints into ``--out``; exit 0 when every run step succeeded."""
     args = build_parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.work or args.out.parent / f"{args.out.name}-work"
@@ -231,9 +328,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(args.budget, work)
     summary: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
-        summary["environment"] = _environment(work)
+        environment = summary["environment"] = _environment(work)
+        notes = unpack_checkpoints(args.resume, work / "resume_in") if args.resume else []
+        summary["resumed"] = [{k: n[k] for k in ("cell_id", "epochs_completed", "train_seconds")} for n in notes]
         planned = plan_steps(args, work)
         for index, (step, train_s) in enumerate(planned):
+            step.commands = [resolve(c, work, args, environment) for c in step.commands]
             if train_s is not None:
                 # Leave every later training step its minimum, then shrink this one to fit.
                 later = sum(s.required_s for s, t in planned[index + 1 :] if t is not None)
@@ -242,19 +342,25 @@ def main(argv: list[str] | None = None) -> int:
                 if limit is None:
                     plan.skip(step, f"skipped: {max(fits, 0):.0f} s of training left, under {MIN_TRAIN_SHARE:.0%} of the {train_s:.0f} s asked")
                     continue
-                step.command += ["--time-limit", f"{limit:.0f}"]
-                step.bound_s = limit + args.cell_overhead
+                suite = step.commands[0][step.commands[0].index("--suite") + 1]
+                for command in step.commands:
+                    command += ["--time-limit", f"{limit + _earlier_training(notes, suite, args.profile, command):.0f}"]
+                step.bound_s = limit * (2 if suite == "mesa" else 1) + args.cell_overhead
                 step.notes["time_limit_s"] = round(limit)
             plan.run(step)
     finally:
         summary["steps"] = [asdict(s) for s in plan.steps]
         summary["total_seconds"] = round(time.monotonic() - plan.start, 1)
         (work / "summary.json").write_text(json.dumps(summary, indent=2))
-        with tarfile.open(args.out / ARCHIVE, "w:gz") as archive:
-            for name in ("summary.json", "speed.jsonl", "nvidia-smi.txt", "logs", "results", "smoke"):
-                if (work / name).exists():
-                    archive.add(work / name, arcname=name)
-        print(f"packed {args.out / ARCHIVE} after {summary['total_seconds']} s", flush=True)
+        size = pack_archive(work, args.out / ARCHIVE, ARCHIVED)
+        summary["resume_out"] = pack_checkpoints(work / "cache", work / "resume_out", args.out,
+                                                 free_bytes=MAX_TOTAL_BYTES - size - 2**20, free_files=MAX_FILES - 1)
+        (work / "summary.json").write_text(json.dumps(summary, indent=2))
+        pack_archive(work, args.out / ARCHIVE, ARCHIVED)
+        packed = summary["resume_out"]
+        print(f"packed {args.out / ARCHIVE} after {summary['total_seconds']} s; resumable cells: "
+              f"{[c['cell_id'] for c in packed['cells']]} in {packed['parts']}, left out: "
+              f"{[c['cell_id'] for c in packed['left_out']]}", flush=True)
     ran = [s for s in plan.steps if not s.status.startswith("skipped")]
     return 0 if ran and all(s.status == "ok" for s in ran) else 1
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import sys
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -161,10 +160,10 @@ def speed_basis(records: list[dict], method: str, suite: str, profile: str, devi
     device before a similar one (:data:`SIMILAR_DEVICES`); then another model of
     the suite. Among the records of that choice the fastest (its layout is the
     one the GPU script trains with). Only records with counted FLOPs in
-    ``precision`` count. ``None`` when no record fits.
+    ``precision`` (``"any"``: every precision) count. ``None`` when no record fits.
     """
     devices = next((similar for key, similar in SIMILAR_DEVICES.items() if key in device_name), (device_name,))
-    usable = [r for r in records if r.get("achieved_tflop_s") and r.get("precision") == precision
+    usable = [r for r in records if r.get("achieved_tflop_s") and precision in ("any", r.get("precision"))
               and r.get("profile") == profile and r.get("suite") == suite]
     counts = dict.fromkeys((processes, 1))
     for same_model, concurrent, device in itertools.product((True, False), counts, devices):
@@ -179,7 +178,7 @@ def speed_basis(records: list[dict], method: str, suite: str, profile: str, devi
                 notes.append(f"at {record['model']}'s FLOP rate")
             if concurrent != processes:
                 notes.append(f"one process's rate: no record of {processes} at once")
-            source = f"{record['model']} {suite} {profile} {precision}, batch {record['batch']}, on {record['device']}"
+            source = f"{record['model']} {suite} {profile} {record['precision']}, batch {record['batch']}, on {record['device']}"
             if concurrent > 1:
                 source += f", {concurrent} processes at once"
             if record.get("encoder_layout"):
@@ -229,12 +228,13 @@ def render_plan(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the plan of the paper tables' training steps."""
+    """Print the plan of the paper tables' training steps (a step without a fitting speed record is "unknown")."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.tools.gpu_plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device-name", default="NVIDIA H200", help="the GPU's name as torch reports it (default NVIDIA H200)")
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--seeds", type=int, default=3, help="MEAE seeds on the triangles (default 3)")
     parser.add_argument("--records", type=Path, nargs="+", default=[SPEED_RECORDS], help="speed record files, later ones preferred (default results/speed.jsonl)")
+    parser.add_argument("--precision", default="bf16-autocast", help="precision of the records to time with, as records name it, or any (default bf16-autocast)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     args = parser.parse_args(argv)
     works = [
@@ -242,10 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         training_work("supervised_ae", "triangles", args.profile, 1),
         training_work("meae", "mesa", args.profile, 1),
     ]
-    rows = plan_rows(works, [r for path in args.records for r in read_records(path)], args.device_name)
+    rows = plan_rows(works, [r for path in args.records for r in read_records(path)], args.device_name, args.precision)
     print(json.dumps(rows, indent=1) if args.json else render_plan(rows))
-    if any(row["expected_s"] is None or not math.isfinite(row["expected_s"]) for row in rows):
-        return 1
     return 0
 
 
