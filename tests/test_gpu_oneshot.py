@@ -173,3 +173,23 @@ def test_a_training_step_left_too_little_time_is_skipped_not_run_for_seconds():
     # The 2026-11-26 H200 call shrank the supervised AE to 1 s and wrote a 0-epoch cell.
     assert training_limit(55, -12) is None
     assert training_limit(80, 19) is None
+
+
+def test_travel_size_counts_tracked_and_unignored_files_and_carried_paths(tmp_path):
+    from benchmark.tools.gpu_pack import travel_bytes
+
+    def git(*arguments):
+        subprocess.run(["git", *arguments], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("/cache/\n/.whl/\n")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "a.py").write_bytes(b"x" * 100)
+    git("add", "."), git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    (tmp_path / "code" / "new.py").write_bytes(b"y" * 50)  # untracked, not ignored: travels
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "big.bin").write_bytes(b"z" * 10_000)  # ignored: stays
+    (tmp_path / ".whl").mkdir()
+    (tmp_path / ".whl" / "w.whl").write_bytes(b"w" * 300)  # ignored, but carried
+    sizes = travel_bytes(tmp_path, (".whl",))
+    assert sizes == {".gitignore": len("/cache/\n/.whl/\n"), "code": 150, ".whl": 300}

@@ -7,11 +7,19 @@ results and logs; the training checkpoints of cells the time limit cut
 whole cells only, most trained first, as many as the space left allows. The
 next slot gets the parts back (a carried folder) and :func:`unpack_checkpoints`
 restores them for ``--resume-from``.
+
+What travels *to* the machine has a limit too (:data:`MAX_TOTAL_BYTES`: the
+working tree, tracked and untracked-not-ignored files, with the carried paths)::
+
+    python -m benchmark.tools.gpu_pack --travel-size --carry .whl .resume
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -110,7 +118,46 @@ def unpack_checkpoints(folder: Path, dest: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(dest.rglob(RESUME_FILE))]
 
 
+def travel_bytes(root: Path, carry: tuple[str, ...] = ()) -> dict[str, int]:
+    """Bytes that a device call sends: git's tracked and untracked-not-ignored files of ``root``, and ``carry``.
+
+    Returns the bytes per top-level entry (``carry`` paths under their own names).
+    """
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    sizes: dict[str, int] = {}
+    for name in filter(None, listed):
+        path = root / name
+        if path.is_file() and not path.is_symlink():
+            top = name.split("/", 1)[0]
+            sizes[top] = sizes.get(top, 0) + path.stat().st_size
+    for name in carry:
+        path = root / name
+        sizes[name] = path.stat().st_size if path.is_file() else cell_bytes(path) if path.is_dir() else 0
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--travel-size``: what a device call would send, against its limit; exit 1 when over it."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.tools.gpu_pack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--travel-size", action="store_true", required=True, help="print the bytes a device call sends")
+    parser.add_argument("--carry", nargs="*", default=[], help="ignored paths the call carries (.whl, a resume folder)")
+    args = parser.parse_args(argv)
+    root = Path(__file__).resolve().parents[2]
+    sizes = travel_bytes(root, tuple(args.carry))
+    total = sum(sizes.values())
+    for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:10]:
+        print(f"{size / 2**20:8.2f} MiB  {name}")
+    verdict = "fits" if total <= MAX_TOTAL_BYTES else "is OVER"
+    print(f"{total / 2**20:8.2f} MiB  in all: {verdict} the {MAX_TOTAL_BYTES / 2**20:.0f} MiB a device call takes")
+    return 0 if total <= MAX_TOTAL_BYTES else 1
+
+
 __all__ = [
     "MAX_FILES", "MAX_FILE_BYTES", "MAX_TOTAL_BYTES", "PART_BYTES", "PART_PREFIX", "cell_bytes", "pack_archive",
-    "pack_checkpoints", "split_file", "unpack_checkpoints",
+    "pack_checkpoints", "split_file", "travel_bytes", "unpack_checkpoints",
 ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

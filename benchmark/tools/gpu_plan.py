@@ -224,6 +224,8 @@ def render_plan(rows: list[dict]) -> str:
     lines.append("speeds:")
     lines += [f"  {row['method']} {row['suite']}: {row['basis']}" for row in rows]
     lines.append("expected: epoch loops only (no data loading, validation, scoring or process start)")
+    lines.append("checkpoint to resume a cut model (fp32 weights and Adam's two moments): "
+                 + ", ".join(f"{row['method']} {row['suite']} {row['checkpoint_mib_per_model']} MiB" for row in rows))
     return "\n".join(lines)
 
 
