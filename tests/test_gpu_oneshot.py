@@ -193,3 +193,14 @@ def test_travel_size_counts_tracked_and_unignored_files_and_carried_paths(tmp_pa
     (tmp_path / ".whl" / "w.whl").write_bytes(b"w" * 300)  # ignored, but carried
     sizes = travel_bytes(tmp_path, (".whl",))
     assert sizes == {".gitignore": len("/cache/\n/.whl/\n"), "code": 150, ".whl": 300}
+
+
+def test_the_h100_crash_is_diagnosed_on_an_h100_only(tmp_path):
+    from benchmark.tools.gpu_oneshot import DIAG_VARIANT, build_parser, plan_steps
+
+    args = build_parser().parse_args(["--out", str(tmp_path), "--steps", "smoke,diag"])
+    names = [step.name for step, _ in plan_steps(args, tmp_path, {"gpu": "NVIDIA H200"})]
+    assert names == ["plan_before", "smoke_tiny"]
+    steps = [step for step, _ in plan_steps(args, tmp_path, {"gpu": "NVIDIA H100 80GB HBM3"})]
+    blocking = next(step for step in steps if step.name == "h100_crash_launch_blocking")
+    assert blocking.commands[0][:2] == ["env", "CUDA_LAUNCH_BLOCKING=1"] and blocking.commands[0][-1] == DIAG_VARIANT

@@ -37,3 +37,11 @@ def test_concurrent_processes_report_their_summed_throughput():
     # Summed over the common span: at least the slowest process's own rate, at most the sum of both.
     assert slowest * 0.5 <= record["samples_per_s"] <= sum(p["samples_per_s"] for p in record["per_process"]) * 1.01
     assert "start_s" not in record and "seed" not in record
+
+
+def test_library_versions_name_cudnn_on_cuda_and_onednn_on_a_cpu():
+    from benchmark.core.environment import library_versions
+
+    cuda = library_versions("cuda:0")  # reads torch's build settings; needs no GPU
+    assert set(cuda) == {"cudnn_version", "cudnn_benchmark", "cudnn_deterministic", "cuda_runtime", "tf32_convolutions"}
+    assert set(library_versions("cpu")) == {"cudnn_version", "onednn"} and library_versions("cpu")["cudnn_version"] is None

@@ -72,6 +72,20 @@ def describe_device(device: str) -> str:
     return f"cpu ({os.cpu_count()} cores, {cpu_name()})"
 
 
+def library_versions(device: str) -> dict[str, object]:
+    """The libraries that choose a device's kernels: cuDNN (version, autotuning, determinism,
+    TF32) and the CUDA runtime on CUDA; oneDNN's availability on a CPU."""
+    import torch
+
+    if device.startswith("cuda"):
+        return {
+            "cudnn_version": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "cuda_runtime": torch.version.cuda,
+            "tf32_convolutions": torch.backends.cudnn.allow_tf32,
+        }
+    return {"cudnn_version": None, "onednn": torch.backends.mkldnn.is_available()}
+
+
 def environment_info() -> dict[str, object]:
     """Packages, git state and machine for the manifest."""
     return {

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmark.core.environment import describe_device, git_state, package_versions
+from benchmark.core.environment import (
+    describe_device,
+    git_state,
+    library_versions,
+    package_versions,
+)
 
 NOT_RECORDED = "provenance not recorded (computed before this benchmark recorded package versions)"
 
@@ -45,6 +50,7 @@ def cell_provenance(method_cls: type, suite: Any, params: dict[str, Any], device
         "device": describe_device(device),
         "precision": precision(params, device),
         "code": {"method": getattr(method_cls, "version", 1), "suite_scoring": getattr(suite, "scoring_version", 1)},
+        **({"cuda_libraries": library_versions(device)} if device.startswith("cuda") else {}),
     }
 
 

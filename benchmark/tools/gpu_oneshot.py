@@ -14,7 +14,10 @@ left of ``--budget``. The steps:
 1. environment (``nvidia-smi``, Python, torch, cuDNN) and ``plan_before``: the
    timing plan from the FLOPs and the committed speed records
    (:mod:`benchmark.tools.gpu_plan`), printed before anything runs;
-   ``smoke``: the tiny profile of ``meae`` and ``supervised_ae`` on the device;
+   ``smoke``: the tiny profile of ``meae`` and ``supervised_ae`` on the device; ``diag``, on an
+   H100 only: the quick-width MEAE that crashed there with an illegal memory access, under
+   ``compute-sanitizer`` (when installed) and with ``CUDA_LAUNCH_BLOCKING=1``
+   (``scripts/cuda_diag.py``);
 2. ``speed``: the 2-D and 1-D paper MEAE in every execution layout, the
    supervised AE, and the 2-D MEAE as ``--seeds`` processes at once
    (:mod:`benchmark.tools.speed`; each record names cuDNN and its convolution
@@ -63,7 +66,9 @@ from benchmark.tools.gpu_pack import (
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "gpu_run.tar.gz"
 ARCHIVED = ("summary.json", "speed.jsonl", "nvidia-smi.txt", "logs", "results", "smoke")
-STEP_GROUPS = ("smoke", "speed", "plan", "data", "meae", "sae", "mesa", "compile")
+STEP_GROUPS = ("smoke", "diag", "speed", "plan", "data", "meae", "sae", "mesa", "compile")
+DIAG_VARIANT = "amp=1,bench=1,chans=quick"
+"""The quick-width MEAE configuration that crashed on an H100 (``scripts/cuda_diag.py``)."""
 TRIVIAL_BASELINES = {"triangles": "mixture,zeros,half_mixture", "mesa": "mixture,median_rate"}
 PACK_RESERVE_S = 30.0
 #: A training step whose time limit would shrink below this share of what was asked is skipped:
@@ -231,8 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_steps(args: argparse.Namespace, work: Path) -> list[tuple[Step, float | None]]:
-    """The steps in order, each with the training time it asks for (None: not a training step)."""
+def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = None) -> list[tuple[Step, float | None]]:
+    """The steps in order, each with the training time it asks for (None: not a training step).
+
+    ``environment`` (what :func:`_environment` found) adds the H100 crash diagnosis on an H100.
+    """
     py = sys.executable
     results, cache = str(work / "results"), str(work / "cache")
     speed_file = str(work / "speed.jsonl")
@@ -256,6 +264,13 @@ def plan_steps(args: argparse.Namespace, work: Path) -> list[tuple[Step, float |
                    "--seeds", "0", "--results-dir", str(work / "smoke"), "--cache-dir", cache, "--no-progress",
                    "--methods", "mixture,meae,supervised_ae"]
         steps.append((Step("smoke_tiny", [command], bound_s=120, required_s=20), None))
+    if "diag" in chosen and "H100" in (environment or {}).get("gpu", ""):
+        diag = [py, str(ROOT / "scripts" / "cuda_diag.py"), DIAG_VARIANT]
+        if shutil.which("compute-sanitizer"):
+            steps.append((Step("h100_crash_sanitizer", [["compute-sanitizer", "--tool", "memcheck", *diag]],
+                               bound_s=240, required_s=60, shown_lines=30), None))
+        steps.append((Step("h100_crash_launch_blocking", [["env", "CUDA_LAUNCH_BLOCKING=1", *diag]],
+                           bound_s=120, required_s=30, shown_lines=30), None))
     if "speed" in chosen:
         steps += [
             (Step("speed_triangles_layouts", [[*speed, "--model", "meae", "--suite", "triangles", "--layouts", "all"]],
@@ -331,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         environment = summary["environment"] = _environment(work)
         notes = unpack_checkpoints(args.resume, work / "resume_in") if args.resume else []
         summary["resumed"] = [{k: n[k] for k in ("cell_id", "epochs_completed", "train_seconds")} for n in notes]
-        planned = plan_steps(args, work)
+        planned = plan_steps(args, work, environment)
         for index, (step, train_s) in enumerate(planned):
             step.commands = [resolve(c, work, args, environment) for c in step.commands]
             if train_s is not None:

@@ -1,11 +1,12 @@
-"""Which convolution kernels a training step runs, and the libraries that chose them.
+"""Which convolution kernels a training step runs.
 
 cuDNN picks a convolution algorithm per shape (with autotuning on, by timing
 them), and neither the algorithm nor its kernel appear in any record unless
 asked for. :func:`convolution_kernels` profiles one step with
 ``torch.profiler`` and lists the device kernels of its convolutions (on a CPU,
 the aten convolution operators oneDNN ran), so a GPU record says what ran, and
-a crash or a slow layout can be traced to a kernel family.
+a crash or a slow layout can be traced to a kernel family. The versions of the
+libraries that chose them are :func:`benchmark.core.environment.library_versions`.
 """
 
 from __future__ import annotations
@@ -18,18 +19,6 @@ from torch.profiler import ProfilerActivity, profile
 #: Substrings (lower case) that mark a convolution kernel in cuDNN / CUTLASS kernel names, or a
 #: convolution operator on the CPU.
 CONVOLUTION_MARKS = ("conv", "cudnn", "implicit", "wgrad", "dgrad", "fprop", "winograd", "fft", "xmma", "cutlass")
-
-
-def library_versions(device: str) -> dict:
-    """cuDNN version and settings on CUDA, oneDNN availability on a CPU."""
-    if device.startswith("cuda"):
-        return {
-            "cudnn_version": torch.backends.cudnn.version(), "cudnn_benchmark": torch.backends.cudnn.benchmark,
-            "cudnn_deterministic": torch.backends.cudnn.deterministic,
-            "cuda_runtime": torch.version.cuda,
-            "tf32_convolutions": torch.backends.cudnn.allow_tf32,
-        }
-    return {"cudnn_version": None, "onednn": torch.backends.mkldnn.is_available()}
 
 
 def _device_time_us(event) -> float:
@@ -79,4 +68,4 @@ def convolution_kernels(run_step: Callable[[], object], device: str, limit: int 
     return rows[:limit]
 
 
-__all__ = ["CONVOLUTION_MARKS", "convolution_kernels", "library_versions"]
+__all__ = ["CONVOLUTION_MARKS", "convolution_kernels"]

@@ -47,8 +47,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 import methods
-from benchmark.core.environment import describe_device
-from benchmark.tools.kernels import convolution_kernels, library_versions
+from benchmark.core.environment import describe_device, library_versions
+from benchmark.tools.kernels import convolution_kernels
 from methods.base import RunContext, Split
 from methods.nn.device import precision_label, resolve_device
 from methods.nn.network_method import MultiEncoderMethod
