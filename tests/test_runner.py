@@ -94,11 +94,13 @@ def cli_results(_cli_processes):
 def _one_thread_per_cell():
     """The runner gives each cell os.cpu_count() threads; on a shared 2-core machine OpenMP
     spin-waiting makes tiny convolutions 10-100x slower, so pretend there is one core."""
+    import os
+
     import torch
 
     previous = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(runner.os, "cpu_count", lambda: 1)
+        patch.setattr(os, "cpu_count", lambda: 1)
         yield
     torch.set_num_threads(previous)
 
