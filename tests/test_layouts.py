@@ -33,12 +33,7 @@ SMALL = dict(n_encoders=3, channels=(6, 12, 12), hidden=12, kernel_size=5, batch
              batch_norm_momentum=0.8, grad_clip=0.5, seed=3)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _step(dims: int, encoder: str, decoder: str) -> dict:
