@@ -344,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     try:
         environment = summary["environment"] = _environment(work)
+        if args.resume:
+            (work / "resume_in").mkdir(parents=True, exist_ok=True)  # --resume-from needs the folder, parts or not
         notes = unpack_checkpoints(args.resume, work / "resume_in") if args.resume else []
         summary["resumed"] = [{k: n[k] for k in ("cell_id", "epochs_completed", "train_seconds")} for n in notes]
         planned = plan_steps(args, work, environment)
