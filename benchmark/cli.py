@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a method parameter, e.g. --set meae.epochs=5 (repeatable)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS", help="training time per cell: training stops after the step that reaches it, the cell is scored as usual and marked as cut in the leaderboard (part of the cell's identity)")
     parser.add_argument("--layout", default=None, metavar="ENCODER/DECODER", help="execution layout of multi-encoder networks (meae): encoder grouped (default), split or dense; decoder native (default) or conv. The same model through other kernels, like another device: not part of cell keys, recorded in each cell; python -m benchmark.tools.speed --layouts all measures each")
+    parser.add_argument("--compile", action="store_true", help="torch.compile multi-encoder networks (meae, supervised_ae) for training: the same model through generated kernels, like --layout; not part of cell keys, recorded in each cell (python -m benchmark.tools.speed --compile measures the compile time and the speed)")
     parser.add_argument("--resume-from", default=None, metavar="DIR", help="continue time-limited training: a cell whose model folder is empty starts from the checkpoint in DIR/<suite>/<profile>/<cell_id>/ of an earlier run of the same training cut by --time-limit (exported by python -m benchmark.run.resume --to DIR, or sent back by the GPU script); the time of its earlier epochs counts against this run's --time-limit")
     parser.add_argument("--total-time-limit", type=float, default=None, metavar="SECONDS", help="time for the whole run: a cell started late trains for what is left, cells not started by then are skipped")
     parser.add_argument("--data-jobs", type=int, default=None, help="workers generating or preprocessing data (default: --jobs)")
@@ -186,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
                 signals=signals,
                 command=command, backend=args.backend, scheduler=args.scheduler,
                 time_limit=args.time_limit, run_deadline=run_deadline, data_jobs=args.data_jobs,
-                recompute_stale=args.recompute_stale, layout=args.layout, resume_from=args.resume_from)
+                recompute_stale=args.recompute_stale, layout=args.layout, resume_from=args.resume_from,
+                compile=args.compile)
             )
             failed += len(summary.failed)
             if summary.stale and not args.recompute_stale:

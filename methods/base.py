@@ -111,6 +111,10 @@ class RunContext:
         Execution layout of multi-encoder networks, ``"encoder/decoder"`` (``--layout``; see
         :func:`methods.nn.networks.parse_layout`): the same model computed by other
         kernels, like another device. ``None``: the default (``grouped/native``).
+    compile : bool
+        ``torch.compile`` the network of multi-encoder methods for training (``--compile``): the
+        same model through generated kernels, like ``layout``; a method's own ``compile_model``
+        parameter (part of its key) does the same.
     """
 
     device: str = "cpu"
@@ -119,6 +123,7 @@ class RunContext:
     work_dir: Path | None = None
     time_limit: float | None = None
     layout: str | None = None
+    compile: bool = False
 
 
 @dataclass(frozen=True)

@@ -204,3 +204,19 @@ def test_the_h100_crash_is_diagnosed_on_an_h100_only(tmp_path):
     steps = [step for step, _ in plan_steps(args, tmp_path, {"gpu": "NVIDIA H100 80GB HBM3"})]
     blocking = next(step for step in steps if step.name == "h100_crash_launch_blocking")
     assert blocking.commands[0][:2] == ["env", "CUDA_LAUNCH_BLOCKING=1"] and blocking.commands[0][-1] == DIAG_VARIANT
+
+
+def test_compiling_is_chosen_when_it_trains_more_samples_in_the_slot():
+    from benchmark.tools.gpu_oneshot import compile_pays_back, fastest_layout
+
+    def record(rate, compiled=False, compile_s=None, layout="grouped"):
+        return {"model": "meae", "suite": "triangles", "concurrent": 1, "samples_per_s": rate, "compile": compiled,
+                "compile_s": compile_s, "encoder_layout": layout, "decoder_layout": "native"}
+
+    records = [record(10_000), record(12_000, layout="split"), record(15_000, compiled=True, compile_s=60, layout="split")]
+    assert fastest_layout(records, "triangles") == "split/native"  # compiled records do not pick the layout
+    # 240 s: (240 - 60) * 15,000 = 2.70 M samples compiled, 240 * 12,000 = 2.88 M plain.
+    decision = compile_pays_back(records, "triangles", 240)
+    assert decision["pays_back"] is False and decision["extra_samples"] == 180 * 15_000 - 240 * 12_000
+    assert compile_pays_back(records, "triangles", 600)["pays_back"] is True  # 8.1 M vs 7.2 M
+    assert compile_pays_back(records[:2], "triangles", 600) is None

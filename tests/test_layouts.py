@@ -115,3 +115,14 @@ def test_layouts_parse_with_the_default_decoder_and_refuse_unknown_names():
     with pytest.raises(ValueError, match="unknown layout 'grouped/transposed'"):
         parse_layout("grouped/transposed")
     assert "layout" not in MEAE.param_names()  # an execution choice, not a parameter: not in cell keys
+
+
+def test_only_multi_encoder_cells_record_the_execution_choices():
+    from benchmark.run.runner import execution_choices
+    from methods.mixture import MixtureAsEstimate
+    from methods.supervised_ae import SupervisedAE
+
+    assert execution_choices(MEAE, "dense/conv", True) == {"layout": "dense/conv", "compiled": True}
+    assert execution_choices(SupervisedAE, None, True) == {"compiled": True}
+    assert execution_choices(MEAE, None, False) == {}  # a default run's record is unchanged
+    assert execution_choices(MixtureAsEstimate, "dense/conv", True) == {}

@@ -429,6 +429,8 @@ def test_cli_subprocess_error_is_one_line(cli_results):
     (["--suite", "triangles", "--set", "meae.epochs"], "METHOD.PARAM=VALUE"),
     (["--suite", "triangles", "--seeds", "a,b"], "comma-separated integers"),
     (["--suite", "triangles", "--profile", "huge"], "unknown profile 'huge'"),
+    (["--suite", "triangles", "--layout", "blocked"], "--layout: unknown layout 'blocked'"),
+    (["--suite", "triangles", "--resume-from", "/nonexistent/resume"], "--resume-from /nonexistent/resume is not a folder"),
 ])
 def test_cli_errors_are_one_line(argv, needle, capsys, tmp_path):
     code = cli.main([*argv, "--results-dir", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")])

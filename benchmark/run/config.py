@@ -72,6 +72,9 @@ class RunConfig:
     resume_from : Path or None
         Checkpoints of earlier time-limited runs to continue from (``--resume-from``; see
         :mod:`benchmark.run.resume`).
+    compile : bool
+        ``torch.compile`` multi-encoder networks for training (``--compile``); not part of the
+        cells' identity, recorded in each cell it ran.
     """
 
     profile: str = "quick"
@@ -97,6 +100,7 @@ class RunConfig:
     command: str = ""
     layout: str | None = None
     resume_from: str | Path | None = None
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.time_limit is not None and self.time_limit <= 0:

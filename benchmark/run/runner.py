@@ -33,6 +33,7 @@ from benchmark.run.resume import note_resumable, resume_from
 from benchmark.suites import DataHandle, Suite, SuiteOptions, get_suite
 from methods.base import RunContext
 from methods.nn.device import resolve_device
+from methods.nn.network_method import MultiEncoderMethod
 
 log = logging.getLogger("bss_bench")
 
@@ -41,6 +42,7 @@ def execute_cell(
     spec: CellSpec, handle: DataHandle, device: str, n_threads: int, cache_dir: str, progress: bool,
     force: bool = False, run_deadline: float | None = None, force_cells: frozenset[str] = frozenset(),
     model_data: DataHandle | None = None, layout: str | None = None, resume_dir: str | None = None,
+    compile_network: bool = False,
 ) -> tuple[dict, dict]:
     """Run one cell (in a worker); returns ``(record, arrays)``. Never raises.
 
@@ -51,7 +53,8 @@ def execute_cell(
     (``status == "skipped"``). ``model_data`` is the data of the cell's planning dependency
     (:attr:`CellSpec.model_of <benchmark.run.planning.CellSpec.model_of>`), whose model the fitter
     fits there or reloads from that cell's folder. ``layout`` is the execution layout of
-    multi-encoder networks (``--layout``); the record names it when one was given. With
+    multi-encoder networks (``--layout``) and ``compile_network`` compiles them for training
+    (``--compile``); the record names either when given. With
     ``resume_dir`` (``--resume-from``) a cell with an empty model folder starts from the
     checkpoint there of an earlier, time-limited run of the same training
     (:func:`benchmark.run.resume.resume_from`); after a cut cell its checkpoint is noted as
@@ -70,7 +73,8 @@ def execute_cell(
     try:
         suite = get_suite(spec.suite)
         cls = methods.get(spec.method)
-        context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit, layout=layout)
+        context = RunContext(device=device, n_threads=n_threads, progress=progress, time_limit=time_limit, layout=layout,
+                             compile=compile_network)
         model_dir = _model_dir(spec, handle.key, cache_dir)
         if force or spec.cell_id in force_cells:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -95,7 +99,7 @@ def execute_cell(
         **declared_fields(spec.method),
         "fingerprint": spec.fingerprint(handle.key), "params": spec.params, "overrides": spec.overrides,
         "data_key": handle.key, "device": describe_device(device), "n_threads": n_threads,
-        **({"layout": layout} if layout is not None else {}),
+        **execution_choices(cls, layout, compile_network),
         **({"resumed_from": {k: resumed[k] for k in ("time_limit_s", "epochs_completed", "train_seconds")}}
            if resumed else {}),
         "scores": outcome.scores, "details": outcome.details,
@@ -106,6 +110,14 @@ def execute_cell(
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     return record, outcome.arrays
+
+
+def execution_choices(cls: type, layout: str | None, compile_network: bool) -> dict[str, Any]:
+    """The record fields of ``--layout`` and ``--compile`` for a method they apply to (multi-encoder
+    networks); empty when neither was given or the method has no such network."""
+    if not issubclass(cls, MultiEncoderMethod):
+        return {}
+    return {**({"layout": layout} if layout is not None else {}), **({"compiled": True} if compile_network else {})}
 
 
 def keep_report_data(store: ResultStore, suite: Suite, handle: DataHandle) -> None:
@@ -229,6 +241,7 @@ def run_suite(suite_name: str, config: RunConfig | None = None) -> RunSummary:
             execute_cell, handle=handle, cache_dir=str(cache_dir), force=force, run_deadline=config.run_deadline,
             force_cells=frozenset(summary.stale) if config.recompute_stale else frozenset(), model_data=model_data,
             layout=config.layout, resume_dir=None if config.resume_from is None else str(config.resume_from),
+            compile_network=config.compile,
         )
         with open_executor(config.backend, device, config.jobs, config.scheduler) as executor:
             summary.execution = executor.describe()

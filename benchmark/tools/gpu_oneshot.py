@@ -21,17 +21,19 @@ left of ``--budget``. The steps:
 2. ``speed``: the 2-D and 1-D paper MEAE in every execution layout, the
    supervised AE, and the 2-D MEAE as ``--seeds`` processes at once
    (:mod:`benchmark.tools.speed`; each record names cuDNN and its convolution
-   kernels); then ``plan``: the timing plan again with these records;
+   kernels); ``compile``: the compiled 2-D step in the fastest layout, with its compile time;
+   then ``plan``: the timing plan again with these records;
 3. ``data``: the triangles data of the profile and the trivial baselines
    (mixture, zeros, half mixture);
 4. ``meae``: ``--seeds`` seeds of MEAE at the profile, one process each, at
    once, with ``--time-limit`` and the fastest layout measured in step 2;
+   compiled (``--compile``) when the compiled speed, less the compile time, trains more samples
+   in the slot than the plain one (:func:`compile_pays_back`);
    ``gather``: the leaderboard rebuilt from every seed's cell;
 5. ``sae``: the supervised AE, one seed;
 6. ``mesa``: the synthetic MESA cohort at the profile and its baselines, then
    the 1-D MEAE (one seed; needs neurokit2 and pyedflib, which
-   ``scripts/gpu_run.sh`` installs from carried wheels);
-7. ``compile``: if time is left, the compiled 2-D speed step.
+   ``scripts/gpu_run.sh`` installs from carried wheels).
 
 ``--steps`` picks a subset (default all). Whatever happens, ``gpu_run.tar.gz``
 in ``--out`` holds the results, the speed records, a JSON summary of the steps
@@ -66,7 +68,7 @@ from benchmark.tools.gpu_pack import (
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "gpu_run.tar.gz"
 ARCHIVED = ("summary.json", "speed.jsonl", "nvidia-smi.txt", "logs", "results", "smoke")
-STEP_GROUPS = ("smoke", "diag", "speed", "plan", "data", "meae", "sae", "mesa", "compile")
+STEP_GROUPS = ("smoke", "diag", "speed", "compile", "plan", "data", "meae", "sae", "mesa")
 DIAG_VARIANT = "amp=1,bench=1,chans=quick"
 """The quick-width MEAE configuration that crashed on an H100 (``scripts/cuda_diag.py``)."""
 TRIVIAL_BASELINES = {"triangles": "mixture,zeros,half_mixture", "mesa": "mixture,median_rate"}
@@ -170,11 +172,29 @@ def training_limit(asked_s: float, fits_s: float) -> float | None:
 def fastest_layout(records: list[dict], suite: str) -> str | None:
     """``"encoder/decoder"`` of the fastest single-process MEAE record of ``suite``, or ``None``."""
     own = [r for r in records if r.get("model") == "meae" and r.get("suite") == suite
-           and r.get("concurrent", 1) == 1 and r.get("encoder_layout")]
+           and r.get("concurrent", 1) == 1 and r.get("encoder_layout") and not r.get("compile")]
     if not own:
         return None
     best = max(own, key=lambda r: r["samples_per_s"])
     return f"{best['encoder_layout']}/{best['decoder_layout']}"
+
+
+def compile_pays_back(records: list[dict], suite: str, seconds: float) -> dict | None:
+    """Whether ``torch.compile`` trains more MEAE samples of ``suite`` in ``seconds`` than the plain network.
+
+    Compares the fastest plain single-process record with the last compiled one:
+    compiled, ``(seconds - compile_s) * compiled rate`` samples; plain,
+    ``seconds * plain rate``. ``None`` when either record is missing.
+    """
+    own = [r for r in records if r.get("model") == "meae" and r.get("suite") == suite and r.get("concurrent", 1) == 1]
+    plain = [r for r in own if not r.get("compile")]
+    compiled = [r for r in own if r.get("compile") and r.get("compile_s") is not None]
+    if not plain or not compiled:
+        return None
+    fast, last = max(plain, key=lambda r: r["samples_per_s"]), compiled[-1]
+    extra = (seconds - last["compile_s"]) * last["samples_per_s"] - seconds * fast["samples_per_s"]
+    return {"plain_samples_per_s": fast["samples_per_s"], "compiled_samples_per_s": last["samples_per_s"],
+            "compile_s": last["compile_s"], "seconds": round(seconds), "extra_samples": round(extra), "pays_back": extra > 0}
 
 
 def _child_env() -> dict[str, str]:
@@ -231,7 +251,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speed-steps", type=int, default=20, help="timed steps per speed record (default 20)")
     parser.add_argument("--speed-batch", type=int, default=None, help="batch of the speed records (default: the profile's)")
     parser.add_argument("--data-jobs", type=int, default=os.cpu_count() or 1, help="workers generating the data (default: every core)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile speed record")
     parser.add_argument("--steps", default=",".join(STEP_GROUPS), help=f"comma-separated subset of {','.join(STEP_GROUPS)} (default: all)")
     return parser
 
@@ -283,6 +302,9 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
                                                      "--concurrent", str(args.seeds), "--layouts", f"{LAYOUT_TOKEN}triangles"]],
                   bound_s=120, required_s=30), None),
         ]
+    if "compile" in chosen:
+        steps.append((Step("speed_triangles_compiled", [[*speed, "--model", "meae", "--suite", "triangles", "--compile", "--no-kernels",
+                                                        "--layouts", f"{LAYOUT_TOKEN}triangles"]], bound_s=300, required_s=60), None))
     if "plan" in chosen:
         records = [str(ROOT / "results" / "speed.jsonl"), speed_file]
         steps.append((Step("plan", [[*plan, "--records", *records]], bound_s=90, required_s=10, shown_lines=20), None))
@@ -305,16 +327,12 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
                            bound_s=300, required_s=60), None))
         steps.append((Step("mesa_meae", [[*mesa, "--methods", "meae", "--layout", f"{LAYOUT_TOKEN}mesa", *resume]],
                            bound_s=2 * args.mesa_time + args.cell_overhead, required_s=45), args.mesa_time))
-    if "compile" in chosen and not args.no_compile:
-        command = [*speed, "--model", "meae", "--suite", "triangles", "--compile", "--no-kernels"]
-        steps.append((Step("speed_triangles_bf16_compiled", [command], bound_s=150, required_s=40), None))
     return steps
 
 
 def resolve(command: list[str], work: Path, args: argparse.Namespace, environment: dict) -> list[str]:
     """Fill a command's run-time choices: the chosen layout of a suite, the GPU's name."""
-    records = [json.loads(line) for line in (work / "speed.jsonl").read_text().splitlines() if line.strip()] \
-        if (work / "speed.jsonl").is_file() else []
+    records = _records(work)
     out = []
     for argument in command:
         if argument.startswith(LAYOUT_TOKEN):
@@ -324,6 +342,12 @@ def resolve(command: list[str], work: Path, args: argparse.Namespace, environmen
             argument = environment.get("gpu") or ("cpu" if args.device == "cpu" else "unknown GPU")
         out.append(argument)
     return out
+
+
+def _records(work: Path) -> list[dict]:
+    """The speed records this run has written so far."""
+    path = work / "speed.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def _earlier_training(notes: list[dict], suite: str, profile: str, command: list[str]) -> float:
@@ -364,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
                     command += ["--time-limit", f"{limit + _earlier_training(notes, suite, args.profile, command):.0f}"]
                 step.bound_s = limit * (2 if suite == "mesa" else 1) + args.cell_overhead
                 step.notes["time_limit_s"] = round(limit)
+                if step.name == "meae" and "compile" in {name.strip() for name in args.steps.split(",")}:
+                    decision = compile_pays_back(_records(work), suite, limit)
+                    step.notes["compile"] = decision
+                    if decision and decision["pays_back"]:
+                        for command in step.commands:
+                            command.append("--compile")
             plan.run(step)
     finally:
         summary["steps"] = [asdict(s) for s in plan.steps]

@@ -263,7 +263,7 @@ class MultiEncoderMethod(NetworkMethod):
         """
         seed_and_threads(self.seed, self.context.device, self.context.n_threads)
         network = MultiEncoderAutoencoder(self._network_config(train)).set_layout(*parse_layout(self.context.layout))
-        self._install(network, compile_model=self.compile_model)
+        self._install(network, compile_model=self.compile_model or self.context.compile)
         self.encoding_shape_ = network.encoding_shape(train.signal_shape)
         optimizer = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True)
         scheduler = (
