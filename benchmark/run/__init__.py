@@ -7,5 +7,7 @@
 - :mod:`benchmark.run.fitting`: fitting, reloading and checkpoints of a cell's models;
 - :mod:`benchmark.run.executors`: joblib and Dask backends;
 - :mod:`benchmark.run.runner`: runs each planned cell, saves it at once, then rebuilds the outputs;
+- :mod:`benchmark.run.resume`: continues a time-limited cell's training in a later run
+  (``--resume-from``);
 - :mod:`benchmark.run.verify`: recomputes finished cells and compares them (``--verify``).
 """
