@@ -220,3 +220,35 @@ def test_compiling_is_chosen_when_it_trains_more_samples_in_the_slot():
     assert decision["pays_back"] is False and decision["extra_samples"] == 180 * 15_000 - 240 * 12_000
     assert compile_pays_back(records, "triangles", 600)["pays_back"] is True  # 8.1 M vs 7.2 M
     assert compile_pays_back(records[:2], "triangles", 600) is None
+
+
+def test_slim_checkout_leaves_results_behind_for_a_device_call_and_comes_back(tmp_path):
+    def git(*arguments):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *arguments], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def script(action):
+        return subprocess.run(["bash", "scripts/device_checkout.sh", action], cwd=tmp_path, capture_output=True, text=True)
+
+    git("init", "-q", "-b", "work")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "device_checkout.sh").write_text((REPO_ROOT / "scripts" / "device_checkout.sh").read_text())
+    (tmp_path / "results" / "mesa").mkdir(parents=True)
+    (tmp_path / "results" / "mesa" / "cell.npz").write_bytes(b"x" * 1000)
+    (tmp_path / "results" / "speed.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("print(1)\n")
+    git("add", "."), git("commit", "-qm", "c")
+
+    (tmp_path / "code.py").write_text("print(2)\n")
+    refused = script("slim")
+    assert refused.returncode == 1 and "commit or stash" in refused.stderr
+    git("checkout", "code.py")
+
+    assert script("slim").returncode == 0
+    assert git("rev-parse", "--abbrev-ref", "HEAD") == "device-slim"
+    assert git("ls-files").split() == ["code.py", "results/speed.jsonl", "scripts/device_checkout.sh"]
+    assert not (tmp_path / "results" / "mesa").exists() and (tmp_path / "results" / "speed.jsonl").is_file()
+
+    assert script("back").returncode == 0
+    assert git("rev-parse", "--abbrev-ref", "HEAD") == "work" and git("status", "--short") == ""
+    assert (tmp_path / "results" / "mesa" / "cell.npz").read_bytes() == b"x" * 1000
