@@ -27,7 +27,7 @@ def test_gpu_script_cpu_path_packs_speed_records_and_time_limited_results(tmp_pa
     out = tmp_path / "out"
     command = [
         "bash", str(REPO_ROOT / "scripts" / "gpu_run.sh"), "--out", str(out), "--device", "cpu",
-        "--profile", "tiny", "--budget", "420", "--seeds", "2", "--meae-time", "2", "--sae-time", "2", "--mesa-time", "2",
+        "--profile", "tiny", "--budget", "420", "--seeds", "0,1", "--meae-time", "2", "--sae-time", "2", "--mesa-time", "2",
         "--speed-steps", "1", "--speed-batch", "2", "--data-jobs", "1", "--steps", "speed,plan,data,meae,sae,mesa",
         "--cell-overhead", "60",  # tiny cells need seconds; the default 150 s would starve meae on a busy CPU
     ]

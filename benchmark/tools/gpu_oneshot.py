@@ -25,7 +25,7 @@ left of ``--budget``. The steps:
    then ``plan``: the timing plan again with these records;
 3. ``data``: the triangles data of the profile and the trivial baselines
    (mixture, zeros, half mixture);
-4. ``meae``: ``--seeds`` seeds of MEAE at the profile, one process each, at
+4. ``meae``: the ``--seeds`` of MEAE at the profile, one process each, at
    once, with ``--time-limit`` and the fastest layout measured in step 2;
    compiled (``--compile``) when the compiled speed, less the compile time, trains more samples
    in the slot than the plain one (:func:`compile_pays_back`);
@@ -233,6 +233,16 @@ def _environment(work: Path) -> dict:
     return info
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct seeds, got {text!r}")
+    return seeds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Options of the one-shot run."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.tools.gpu_oneshot", description=__doc__.split("\n\n")[0])
@@ -241,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu for the CPU path")
     parser.add_argument("--profile", default="paper", help="profile: paper (default), quick or tiny")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds for everything, packing included (default 540)")
-    parser.add_argument("--seeds", type=int, default=3, help="MEAE seeds on the triangles, trained side by side (default 3)")
+    parser.add_argument("--seeds", type=_seed_list, default=[0, 1, 2], help="comma-separated MEAE seeds on the triangles, trained side by side (default 0,1,2; across slots at most as many as the plan says a slot can send back)")
     parser.add_argument("--meae-time", type=float, default=240.0, help="training seconds of each MEAE seed in this slot (default 240)")
     parser.add_argument("--sae-time", type=float, default=60.0, help="training seconds for supervised_ae (default 60)")
     parser.add_argument("--mesa-time", type=float, default=40.0, help="training seconds of each 1-D MEAE model (ECG, PPG) (default 40)")
@@ -272,7 +282,7 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
     if unknown:
         raise SystemExit(f"gpu_oneshot: unknown steps {sorted(unknown)} (known: {', '.join(STEP_GROUPS)})")
     resume = ["--resume-from", str(work / "resume_in")] if args.resume else []
-    plan = [py, "-m", "benchmark.tools.gpu_plan", "--profile", args.profile, "--seeds", str(args.seeds),
+    plan = [py, "-m", "benchmark.tools.gpu_plan", "--profile", args.profile, "--seeds", str(len(args.seeds)),
             "--device-name", "@device-name", *(["--precision", "any"] if args.device == "cpu" else [])]
     steps: list[tuple[Step, float | None]] = [
         (Step("plan_before", [[*plan, "--records", str(ROOT / "results" / "speed.jsonl")]], bound_s=90, required_s=10,
@@ -299,7 +309,7 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
             (Step("speed_triangles_sae", [[*speed, "--model", "supervised_ae", "--suite", "triangles"]],
                   bound_s=60, required_s=15), None),
             (Step("speed_triangles_seeds_at_once", [[*speed, "--model", "meae", "--suite", "triangles", "--no-kernels",
-                                                     "--concurrent", str(args.seeds), "--layouts", f"{LAYOUT_TOKEN}triangles"]],
+                                                     "--concurrent", str(len(args.seeds)), "--layouts", f"{LAYOUT_TOKEN}triangles"]],
                   bound_s=120, required_s=30), None),
         ]
     if "compile" in chosen:
@@ -314,9 +324,9 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
                                                    "--data-jobs", str(args.data_jobs)]], bound_s=300, required_s=30), None))
     if "meae" in chosen:
         seeds = [[*run, "--suite", "triangles", "--methods", "meae", "--seeds", str(seed), "--layout", f"{LAYOUT_TOKEN}triangles", *resume]
-                 for seed in range(args.seeds)]
+                 for seed in args.seeds]
         steps.append((Step("meae", seeds, bound_s=args.meae_time + args.cell_overhead, required_s=60), args.meae_time))
-        steps.append((Step("gather", [[*run, "--suite", "triangles", "--seeds", ",".join(map(str, range(args.seeds))),
+        steps.append((Step("gather", [[*run, "--suite", "triangles", "--seeds", ",".join(map(str, args.seeds)),
                                        "--rebuild-only"]], bound_s=120, required_s=20), None))
     if "sae" in chosen:
         steps.append((Step("supervised_ae", [[*run, "--suite", "triangles", "--methods", "supervised_ae", "--seeds", "0", *resume]],

@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEED_RECORDS = ROOT / "results" / "speed.jsonl"
 #: Devices whose records stand in for each other, in order of preference (same bf16 dense peak).
 SIMILAR_DEVICES = {"H200": ("H200", "H100"), "H100": ("H100", "H200")}
-#: Data-sheet bytes of one fp32 value; Adam keeps two moments per parameter.
+#: Bytes of one fp32 value; Adam keeps two moments per parameter.
 FP32_BYTES = 4
+#: MiB of checkpoints a slot can send back: the machine returns 64 MiB, less room for the results archive.
+RETURN_ROOM_MIB = 60.0
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,11 @@ def render_plan(rows: list[dict]) -> str:
     lines.append("expected: epoch loops only (no data loading, validation, scoring or process start)")
     lines.append("checkpoint to resume a cut model (fp32 weights and Adam's two moments): "
                  + ", ".join(f"{row['method']} {row['suite']} {row['checkpoint_mib_per_model']} MiB" for row in rows))
+    for row in rows:
+        fit = int(RETURN_ROOM_MIB // max(row["checkpoint_mib_per_model"] * row["inputs"], 1e-9))
+        if row["seeds"] > fit:
+            lines.append(f"  {row['method']} {row['suite']}: a slot sends back {RETURN_ROOM_MIB:.0f} MiB of checkpoints at most, "
+                         f"room for {fit} of these {row['seeds']} seeds: train at most {fit} at once when they must continue in a later slot")
     return "\n".join(lines)
 
 
