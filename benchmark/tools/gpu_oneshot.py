@@ -342,7 +342,7 @@ def plan_steps(args: argparse.Namespace, work: Path, environment: dict | None = 
 
 def resolve(command: list[str], work: Path, args: argparse.Namespace, environment: dict) -> list[str]:
     """Fill a command's run-time choices: the chosen layout of a suite, the GPU's name."""
-    records = _records(work)
+    records = _records(work, args, environment)
     out = []
     for argument in command:
         if argument.startswith(LAYOUT_TOKEN):
@@ -354,10 +354,18 @@ def resolve(command: list[str], work: Path, args: argparse.Namespace, environmen
     return out
 
 
-def _records(work: Path) -> list[dict]:
-    """The speed records this run has written so far."""
-    path = work / "speed.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+def _records(work: Path, args: argparse.Namespace, environment: dict) -> list[dict]:
+    """Speed records of this device and profile: the committed ones (an earlier slot's), then this run's.
+
+    So a later slot that skips the speed steps still trains in the layout, and compiled or
+    not, that an earlier slot measured on the same GPU.
+    """
+    device = environment.get("gpu") or ("cpu" if args.device == "cpu" else None)
+    records = []
+    for path in (ROOT / "results" / "speed.jsonl", work / "speed.jsonl"):
+        if path.is_file():
+            records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in records if device and device in r.get("device", "") and r.get("profile") == args.profile]
 
 
 def _earlier_training(notes: list[dict], suite: str, profile: str, command: list[str]) -> float:
@@ -399,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 step.bound_s = limit * (2 if suite == "mesa" else 1) + args.cell_overhead
                 step.notes["time_limit_s"] = round(limit)
                 if step.name == "meae" and "compile" in {name.strip() for name in args.steps.split(",")}:
-                    decision = compile_pays_back(_records(work), suite, limit)
+                    decision = compile_pays_back(_records(work, args, environment), suite, limit)
                     step.notes["compile"] = decision
                     if decision and decision["pays_back"]:
                         for command in step.commands:
