@@ -39,7 +39,7 @@ case "${1:-}" in
         commit=$(git commit-tree "$tree" -p HEAD -m "device call: $branch at $(git rev-parse --short HEAD) without results/")
         echo "$branch" > "$FROM_FILE"
         git branch -f "$SLIM" "$commit"
-        git switch -q "$SLIM"
+        git checkout -q "$SLIM"
         echo "on $SLIM (from $branch); 'bash scripts/device_checkout.sh back' returns"
         ;;
     back)
@@ -48,7 +48,7 @@ case "${1:-}" in
             exit 1
         fi
         branch=$(cat "$FROM_FILE")
-        git switch -q "$branch"
+        git checkout -q "$branch"
         rm -f "$FROM_FILE"
         echo "back on $branch"
         ;;

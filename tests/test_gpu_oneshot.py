@@ -230,7 +230,8 @@ def test_slim_checkout_leaves_results_behind_for_a_device_call_and_comes_back(tm
     def script(action):
         return subprocess.run(["bash", "scripts/device_checkout.sh", action], cwd=tmp_path, capture_output=True, text=True)
 
-    git("init", "-q", "-b", "work")
+    git("init", "-q")
+    git("checkout", "-q", "-b", "work")  # not init -b: older gits lack it
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "device_checkout.sh").write_text((REPO_ROOT / "scripts" / "device_checkout.sh").read_text())
     (tmp_path / "results" / "mesa").mkdir(parents=True)
