@@ -55,8 +55,10 @@ def note_resumable(model_dir: Path, spec: CellSpec, data_key: str, budget: dict[
     """
     note_path = model_dir / RESUME_FILE
     budgets = _budgets(budget)
-    checkpoints = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob(CHECKPOINT_FILE)) if model_dir.is_dir() else []
-    if not any(b.get("cut") for b in budgets) or not checkpoints:
+    cut = any(b.get("cut") for b in budgets)
+    checkpoints = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob(CHECKPOINT_FILE)) \
+        if cut and model_dir.is_dir() else []
+    if not checkpoints:
         note_path.unlink(missing_ok=True)
         return None
     note = {

@@ -64,6 +64,7 @@ from benchmark.tools.gpu_pack import (
     pack_checkpoints,
     unpack_checkpoints,
 )
+from benchmark.tools.gpu_plan import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIVE = "gpu_run.tar.gz"
@@ -361,10 +362,7 @@ def _records(work: Path, args: argparse.Namespace, environment: dict) -> list[di
     not, that an earlier slot measured on the same GPU.
     """
     device = environment.get("gpu") or ("cpu" if args.device == "cpu" else None)
-    records = []
-    for path in (ROOT / "results" / "speed.jsonl", work / "speed.jsonl"):
-        if path.is_file():
-            records += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [*read_records(ROOT / "results" / "speed.jsonl"), *read_records(work / "speed.jsonl")]
     return [r for r in records if device and device in r.get("device", "") and r.get("profile") == args.profile]
 
 

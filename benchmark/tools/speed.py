@@ -158,15 +158,15 @@ def measure(
         model, suite, profile, batch, device, threads, overrides, layout,
     )
     network = method.network_
-    layout = network.layout() if hasattr(network, "layout") else None
+    ran = network.layout() if hasattr(network, "layout") else None
 
     compiled = method._forward
     method._forward = network
-    if layout:
+    if ran:
         network.set_layout()
     flops = step_flops(method, batch_tensors)
-    if layout:
-        network.set_layout(*layout)
+    if ran:
+        network.set_layout(*ran)
     method._forward = compiled
     compile_seconds = None
     for index in range(warmup):
@@ -202,7 +202,7 @@ def measure(
         "amp": amp, "precision": used,
         "compile": bool(getattr(method, "compile_model", False)), "compile_s": compile_seconds,
         "fused_optimizer": bool(optimizer.defaults.get("fused")),
-        "encoder_layout": layout[0] if layout else None, "decoder_layout": layout[1] if layout else None,
+        "encoder_layout": ran[0] if ran else None, "decoder_layout": ran[1] if ran else None,
         "seed": method.seed, "concurrent": 1,
         "params": method.fit_info().n_parameters, "step_ms": round(1000 * seconds / steps, 2),
         "samples_per_s": round(batch * steps / seconds, 2),
