@@ -109,7 +109,7 @@ class RunContext:
         methods stop after the step that reaches it. ``None``: no limit.
     layout : str or None
         Execution layout of multi-encoder networks, ``"encoder/decoder"`` (``--layout``; see
-        :func:`methods.nn.networks.parse_layout`): the same model computed by other
+        :func:`methods.nn.layouts.parse_layout`): the same model computed by other
         kernels, like another device. ``None``: the default (``grouped/native``).
     compile : bool
         ``torch.compile`` the network of multi-encoder methods for training (``--compile``): the

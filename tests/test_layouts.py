@@ -1,7 +1,7 @@
 """Execution layouts of the multi-encoder network: other kernels, the same model.
 
-Every layout of :data:`methods.nn.networks.ENCODER_LAYOUTS` and
-:data:`methods.nn.networks.DECODER_LAYOUTS` must give today's (``grouped`` /
+Every layout of :data:`methods.nn.layouts.ENCODER_LAYOUTS` and
+:data:`methods.nn.layouts.DECODER_LAYOUTS` must give today's (``grouped`` /
 ``native``) losses, gradients and updated parameters on the MEAE training step,
 within float tolerance, with the same state dict.
 """
@@ -16,14 +16,8 @@ import torch
 
 from methods.base import RunContext, Split
 from methods.meae import MEAE
-from methods.nn.networks import (
-    DECODER_LAYOUTS,
-    ENCODER_LAYOUTS,
-    MultiEncoderAutoencoder,
-    NetworkConfig,
-    block_diagonal,
-    parse_layout,
-)
+from methods.nn.layouts import DECODER_LAYOUTS, ENCODER_LAYOUTS, block_diagonal, parse_layout
+from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig
 from methods.nn.steps import optimisation_step
 
 LAYOUTS = list(itertools.product(ENCODER_LAYOUTS, DECODER_LAYOUTS))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.core.errors import BenchmarkError
-from methods.nn.networks import parse_layout
+from methods.nn.layouts import parse_layout
 
 __all__ = ["RunConfig", "default_cache_dir"]
 
@@ -67,7 +67,7 @@ class RunConfig:
         The command line, recorded in the manifest.
     layout : str or None
         Execution layout of multi-encoder networks (``--layout``, see
-        :func:`methods.nn.networks.parse_layout`); not part of the cells' identity, recorded in
+        :func:`methods.nn.layouts.parse_layout`); not part of the cells' identity, recorded in
         each cell it ran.
     resume_from : Path or None
         Checkpoints of earlier time-limited runs to continue from (``--resume-from``; see

@@ -24,7 +24,7 @@ layout, so the FLOP rates of layouts compare the same work.
 
 ``--layouts all`` measures every execution layout of the MEAE network (how the
 encoders' grouped convolutions and the decoder's transposed ones run, see
-:data:`methods.nn.networks.ENCODER_LAYOUTS`), one record each.
+:data:`methods.nn.layouts.ENCODER_LAYOUTS`), one record each.
 ``--concurrent K`` runs the step in K processes at once (seeds 0..K-1, one
 process per seed sharing the device, as ``gpu_oneshot`` trains seeds) and
 reports their summed throughput. Each record also names the library versions
@@ -51,8 +51,8 @@ from benchmark.core.environment import describe_device, library_versions
 from benchmark.tools.kernels import convolution_kernels
 from methods.base import RunContext, Split
 from methods.nn.device import precision_label, resolve_device
+from methods.nn.layouts import DECODER_LAYOUTS, ENCODER_LAYOUTS, parse_layout
 from methods.nn.network_method import MultiEncoderMethod
-from methods.nn.networks import DECODER_LAYOUTS, ENCODER_LAYOUTS, parse_layout
 from methods.nn.steps import optimisation_step
 
 SIGNAL_SHAPES = {"triangles": (64, 64), "mesa": (12288,)}

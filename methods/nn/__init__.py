@@ -2,6 +2,7 @@
 
 - :mod:`methods.nn.device`: device choice, seeding and threads, mixed precision;
 - :mod:`methods.nn.networks`: the convolutional (multi-)encoder / decoder networks;
+- :mod:`methods.nn.layouts`: other kernels for the same multi-encoder convolutions (``--layout``);
 - :mod:`methods.nn.losses`: the multi-encoder autoencoder's losses;
 - :mod:`methods.nn.batches`: minibatches in, predictions out;
 - :mod:`methods.nn.steps`: guarded training steps;

@@ -25,13 +25,9 @@ from methods.base import FitInfo, Method, Split
 from methods.nn.batches import BatchSource
 from methods.nn.checkpoint import load_torch_state, save_torch_state
 from methods.nn.device import autocast, seed_and_threads
+from methods.nn.layouts import parse_layout
 from methods.nn.loop import EpochPlan, EpochResult, TrainingLog, run_epochs
-from methods.nn.networks import (
-    MultiEncoderAutoencoder,
-    NetworkConfig,
-    count_parameters,
-    parse_layout,
-)
+from methods.nn.networks import MultiEncoderAutoencoder, NetworkConfig, count_parameters
 from methods.nn.steps import GradientStep, TrainingStep
 
 
